@@ -1,0 +1,5 @@
+"""Models provided by mmfocal."""
+
+from .backbones import FocalTransformer
+
+__all__ = ['FocalTransformer']

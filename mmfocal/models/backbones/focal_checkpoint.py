@@ -1,0 +1,246 @@
+"""Checkpoint conversion for the Focal Transformer backbone.
+
+Pure functions shared by the online loader (``FocalTransformer.init_weights`` and its
+load-state-dict pre-hook) and the offline converter ``tools/model_converters/focal2mmfocal.py``.
+
+Our parameter names are the official ones (``patch_embed.*``, ``layers.{i}.blocks.{j}.*``,
+``layers.{i}.downsample.*``), so "conversion" means: find the backbone weights inside whatever
+container they come in, drop what the backbone does not own (classifier head, index buffers that
+we rebuild), and adapt the few tensors whose shape depends on configuration (bias tables).
+"""
+
+import os
+import re
+from collections import OrderedDict
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    'extract_backbone_state_dict', 'drop_derived_keys', 'resize_bias_table', 'adapt_state_dict',
+    'load_checkpoint_file', 'summarize_keys', 'CheckpointMismatchError'
+]
+
+# Buffers that the official model stores but that depend only on the configuration: we rebuild them.
+DERIVED_KEY_PATTERNS = (
+    re.compile(r'(^|\.)relative_position_index(_\d+)?$'),
+    re.compile(r'(^|\.)valid_ind_rolled$'),
+    re.compile(r'(^|\.)valid_ind_unfold_\d+$'),
+    re.compile(r'(^|\.)attn_mask$'),
+)
+# Official v2 buffers, fixed to the 224 build size; never meaningful for dense prediction.
+V2_KEY_PATTERNS = (
+    re.compile(r'(^|\.)window_coords$'),
+    re.compile(r'(^|\.)topk_cloest_(indice|coords)_\d+$'),
+)
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint tensor cannot be used by this backbone configuration."""
+
+
+def load_checkpoint_file(path: str, map_location: str = 'cpu', mmap: bool = False) -> Any:
+    """Load a checkpoint file safely (``weights_only=True``) with a clear error on failure.
+
+    Args:
+        path: Local path or any URI understood by mmengine's ``CheckpointLoader``.
+        map_location: Passed to ``torch.load``.
+        mmap: Memory-map a local file instead of reading it (cheap peeks at shapes).
+
+    Returns:
+        The object stored in the checkpoint.
+    """
+    if '://' in path:
+        from mmengine.runner.checkpoint import CheckpointLoader
+        return CheckpointLoader.load_checkpoint(path, map_location=map_location)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f'Focal Transformer checkpoint not found: {path!r}. Download the official ImageNet '
+            'checkpoint (see README, "Pretrained weights") or fix the path in init_cfg.')
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
+    except Exception as exc:  # noqa: BLE001 - re-raised with the fix the user needs
+        if mmap and 'mmap' in str(exc):
+            return load_checkpoint_file(path, map_location, mmap=False)
+        raise RuntimeError(
+            f'Could not load {path!r} safely (weights_only=True): {exc}. If this is an official '
+            'training checkpoint that pickles its yacs config, convert it once from a trusted copy with '
+            '`python tools/model_converters/focal2mmfocal.py SRC DST --trust-pickle` and use DST.') from exc
+
+
+def extract_backbone_state_dict(checkpoint: Any) -> 'OrderedDict[str, torch.Tensor]':
+    """Find the Focal Transformer weights in any supported checkpoint layout.
+
+    Supported: a bare official state dict, ``{'model': ...}`` (official training checkpoints),
+    ``{'state_dict': ...}`` (mmengine), keys prefixed with ``module.`` (DDP) and/or
+    ``backbone.`` (a whole mmdet/mmseg model, whose other parts are left out).
+
+    Args:
+        checkpoint: The object returned by ``torch.load``.
+
+    Returns:
+        Backbone tensors under their official names, in the original order.
+    """
+    if not isinstance(checkpoint, Mapping):
+        raise CheckpointMismatchError(
+            f'Expected a checkpoint dict, got {type(checkpoint).__name__}.')
+    state = checkpoint
+    for container in ('state_dict', 'model', 'module'):
+        if container in state and isinstance(state[container], Mapping):
+            state = state[container]
+            break
+    tensors = OrderedDict((k, v) for k, v in state.items() if isinstance(v, torch.Tensor))
+    if not tensors:
+        raise CheckpointMismatchError(
+            f'The checkpoint holds no tensors (top-level keys: {sorted(checkpoint)[:8]}).')
+    if all(k.startswith('module.') for k in tensors):
+        tensors = OrderedDict((k[len('module.'):], v) for k, v in tensors.items())
+    if any(k.startswith('backbone.') for k in tensors):
+        tensors = OrderedDict(
+            (k[len('backbone.'):], v) for k, v in tensors.items() if k.startswith('backbone.'))
+    if not any(k.startswith(('patch_embed.', 'layers.')) for k in tensors):
+        raise CheckpointMismatchError(
+            'No Focal Transformer weights in this checkpoint: expected keys such as '
+            f"'patch_embed.proj.weight' or 'layers.0.blocks.0.attn.qkv.weight', found e.g. {list(tensors)[:4]}.")
+    return tensors
+
+
+def drop_derived_keys(state_dict: Dict[str, torch.Tensor], prefix: str = '') -> List[str]:
+    """Remove classifier-head, index-buffer and v2-only keys from ``state_dict`` in place.
+
+    Args:
+        state_dict: A state dict (modified in place).
+        prefix: Only keys under this prefix are considered.
+
+    Returns:
+        The removed keys.
+    """
+    removed = []
+    for key in list(state_dict):
+        if not key.startswith(prefix):
+            continue
+        local = key[len(prefix):]
+        if (local.startswith('head.') or any(p.search(local) for p in DERIVED_KEY_PATTERNS)
+                or any(p.search(local) for p in V2_KEY_PATTERNS)):
+            del state_dict[key]
+            removed.append(key)
+    return removed
+
+
+def resize_bias_table(table: torch.Tensor, target_shape: torch.Size, key: str) -> torch.Tensor:
+    """Interpolate a square relative-position bias table to a new side length.
+
+    ``relative_position_bias_table`` is stored (L*L, heads) and
+    ``relative_position_bias_table_to_windows.k`` is stored (heads, L*L); both are resized
+    bilinearly on their L×L grid, as the paper does for its larger detection focal windows.
+
+    Args:
+        table: The checkpoint tensor.
+        target_shape: The shape the model expects.
+        key: The parameter name, used to pick the layout and in error messages.
+
+    Returns:
+        The resized table, in the checkpoint's dtype.
+    """
+    heads_first = 'to_windows' in key
+    src = table if heads_first else table.t()
+    dst_heads, dst_len = (target_shape[0], target_shape[1]) if heads_first else (target_shape[1], target_shape[0])
+    if src.shape[0] != dst_heads:
+        raise CheckpointMismatchError(
+            f'{key}: checkpoint has {src.shape[0]} heads, the model has {dst_heads}; '
+            'the checkpoint is for a different model width (check arch/num_heads).')
+    src_side, dst_side = int(round(src.shape[1] ** 0.5)), int(round(dst_len ** 0.5))
+    if src_side ** 2 != src.shape[1] or dst_side ** 2 != dst_len:
+        raise CheckpointMismatchError(f'{key}: tables {tuple(table.shape)} -> {tuple(target_shape)} are not square grids.')
+    grid = src.float().reshape(1, dst_heads, src_side, src_side)
+    grid = F.interpolate(grid, size=(dst_side, dst_side), mode='bilinear', align_corners=False)
+    out = grid.reshape(dst_heads, dst_len).to(table.dtype)
+    return out if heads_first else out.t().contiguous()
+
+
+RESIZABLE_TABLE = re.compile(r'relative_position_bias_table(_to_windows\.\d+)?$')
+
+
+def adapt_state_dict(state_dict: Dict[str, torch.Tensor], model_state: Mapping[str, torch.Tensor],
+                     prefix: str = '') -> Tuple[List[str], List[str]]:
+    """Make checkpoint tensors fit the model in place: drop derived keys, resize bias tables.
+
+    Any other shape difference is an error that names the tensor and both shapes.
+
+    Args:
+        state_dict: The incoming state dict (modified in place).
+        model_state: The model's own state dict (names without ``prefix``).
+        prefix: Prefix of the backbone inside ``state_dict`` (e.g. ``'backbone.'``).
+
+    Returns:
+        (removed keys, human-readable notes about resized tables).
+    """
+    removed = drop_derived_keys(state_dict, prefix)
+    notes = []
+    for key in list(state_dict):
+        if not key.startswith(prefix):
+            continue
+        local = key[len(prefix):]
+        if local not in model_state:
+            continue
+        src, want = state_dict[key], model_state[local]
+        if src.shape == want.shape:
+            continue
+        if RESIZABLE_TABLE.search(local):
+            state_dict[key] = resize_bias_table(src, want.shape, local)
+            notes.append(f'{local} {tuple(src.shape)}->{tuple(want.shape)}')
+        elif local.endswith('relative_position_bias_table_to_neighbors'):
+            raise CheckpointMismatchError(
+                f'{local}: checkpoint shape {tuple(src.shape)}, model {tuple(want.shape)}. The expand-ring '
+                'table is a free bias per (query, key) pair and cannot be resized: use the checkpoint\'s '
+                'window_size and expand_sizes.')
+        else:
+            raise CheckpointMismatchError(
+                f'{local}: checkpoint shape {tuple(src.shape)} does not match the model {tuple(want.shape)}; '
+                'the checkpoint is for a different architecture (arch/embed_dims/num_heads/use_conv_embed).')
+    return removed, notes
+
+
+def summarize_keys(keys: List[str]) -> str:
+    """Group parameter names by module for a one-line report (``norm0.{weight,bias}``).
+
+    Args:
+        keys: Full parameter names.
+
+    Returns:
+        A compact comma-separated description, ``'none'`` when empty.
+    """
+    if not keys:
+        return 'none'
+    groups: 'OrderedDict[str, List[str]]' = OrderedDict()
+    for key in keys:
+        module, _, leaf = key.rpartition('.')
+        groups.setdefault(module, []).append(leaf)
+    parts = [f'{m}.{{{",".join(leaves)}}}' if len(leaves) > 1 else f'{m}.{leaves[0]}' for m, leaves in groups.items()]
+    return ', '.join(parts)
+
+
+def official_to_mmfocal(checkpoint: Any, model_state: Optional[Mapping[str, torch.Tensor]] = None,
+                        ) -> Tuple['OrderedDict[str, torch.Tensor]', List[str]]:
+    """Convert an official (or already converted) checkpoint to the backbone's state dict.
+
+    Args:
+        checkpoint: Object returned by ``torch.load``.
+        model_state: The target model's state dict; when given, the official final ``norm.*``
+            initialises ``norm3.*`` (if the model has it) and bias tables are resized.
+
+    Returns:
+        (converted state dict, notes on what was changed).
+    """
+    state = extract_backbone_state_dict(checkpoint)
+    removed = drop_derived_keys(state)
+    notes = [f'dropped {len(removed)} head/index keys'] if removed else []
+    if model_state is not None:
+        if 'norm.weight' in state and 'norm3.weight' in model_state and 'norm3.weight' not in state:
+            state['norm3.weight'] = state.pop('norm.weight')
+            state['norm3.bias'] = state.pop('norm.bias')
+            notes.append('final norm -> norm3')
+        _, resized = adapt_state_dict(state, model_state)
+        notes += [f'resized {r}' for r in resized]
+    return state, notes

@@ -1,0 +1,858 @@
+"""Focal Transformer backbone for dense prediction.
+
+Paper: Yang et al., "Focal Self-attention for Local-Global Interactions in Vision Transformers",
+NeurIPS 2021 (arXiv 2107.00641). Original code (ImageNet classification only):
+https://github.com/microsoft/Focal-Transformer, ``classification/focal_transformer.py`` ("v1").
+
+What is the same as the official v1 model: every parameter and its name, the focal attention
+(window tokens + the cyclic expand ring + fc-pooled sub-windows with the -100 border mask, three
+relative-position bias tables), zero padding after LN1 that is *not* masked, floor-ing downsample
+convolutions. Same weights and same input give the same stage features.
+
+What we changed for detection and segmentation:
+
+* No size fixed at construction: padding, window counts, gather indices and masks are derived
+  from the tensor in ``forward`` (indices cached per size). The official construction rule that
+  shrinks the window and disables the expand ring on small maps is replaced by explicit per-stage
+  ``expand_sizes``; ``(3, 3, 3, 0)`` is the layout of the released 224 checkpoints.
+* The plain stem pads the image to a multiple of 4 (the official model asserts the size).
+* One output LayerNorm ``norm{i}`` per ``out_indices`` entry, NCHW outputs (mmdet Swin style).
+* The attention gathers keys with precomputed indices and runs one fused
+  ``scaled_dot_product_attention`` instead of materialising rolled copies
+  (``attn_impl='fast'``); ``attn_impl='reference'`` keeps the roll/unfold formulation.
+"""
+
+import math
+import os
+import warnings
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torch.utils.checkpoint as cp
+from mmcv.cnn import build_norm_layer
+from mmcv.cnn.bricks.drop import DropPath
+from mmengine.logging import print_log
+from mmengine.model import BaseModule
+from mmengine.model.weight_init import trunc_normal_
+
+from .focal_checkpoint import (CheckpointMismatchError, adapt_state_dict, load_checkpoint_file,
+                               official_to_mmfocal, summarize_keys)
+
+__all__ = ['FocalTransformer', 'FocalAttention', 'FocalBlock', 'FocalStage', 'FocalPatchEmbed']
+
+# Additive mask value of the official code (Swin convention); finite, so fp16/bf16 stay finite.
+MASK_VALUE = -100.0
+
+
+# ----------------------------------------------------------------------------------------------
+# Index helpers. All of them depend only on (window, expand, focal window) or on the map size.
+# ----------------------------------------------------------------------------------------------
+
+def expand_ring_offsets(window_size: int, expand_size: int) -> torch.Tensor:
+    """Window-local positions and source offsets of the expand-ring keys, in official key order.
+
+    The official code reads four cyclically rolled copies of the key map with source offsets
+    (+e,+e), (+e,-e), (-e,+e), (-e,-e) and keeps the tokens whose source falls outside the window.
+
+    Args:
+        window_size: Window side ``s``.
+        expand_size: Ring width ``e`` (> 0).
+
+    Returns:
+        Long tensor (4 * (s^2 - (s-e)^2), 2) of (row, col) source offsets relative to the window's
+        top-left corner; they may be negative or >= s (the ring).
+    """
+    s, e = window_size, expand_size
+    r, c = torch.meshgrid(torch.arange(s), torch.arange(s), indexing='ij')
+    r, c = r.flatten(), c.flatten()
+    parts = []
+    for dr, dc in ((e, e), (e, -e), (-e, e), (-e, -e)):
+        rr, cc = r + dr, c + dc
+        outside = (rr < 0) | (rr >= s) | (cc < 0) | (cc >= s)
+        parts.append(torch.stack([rr[outside], cc[outside]], dim=1))
+    return torch.cat(parts, dim=0)
+
+
+def expand_ring_valid_index(window_size: int, expand_size: int) -> torch.Tensor:
+    """Official ``valid_ind_rolled``: kept positions in the concatenation of the four rolled windows.
+
+    Args:
+        window_size: Window side ``s``.
+        expand_size: Ring width ``e`` (> 0).
+
+    Returns:
+        Long tensor of indices ``part * s^2 + r * s + c``.
+    """
+    s, e = window_size, expand_size
+    r, c = torch.meshgrid(torch.arange(s), torch.arange(s), indexing='ij')
+    keep = []
+    for dr, dc in ((e, e), (e, -e), (-e, e), (-e, -e)):
+        rr, cc = r + dr, c + dc
+        keep.append(((rr < 0) | (rr >= s) | (cc < 0) | (cc >= s)).flatten())
+    return torch.cat(keep).nonzero().flatten()
+
+
+def relative_position_index(q_size: int, k_size: int) -> torch.Tensor:
+    """Index into a ((q+k-1)^2)-entry bias table for a q×q query grid against a k×k key grid.
+
+    ``index = (qr - kr + k - 1) * (q + k - 1) + (qc - kc + k - 1)``; with q == k this is Swin's
+    table index, with k = focal window it is the official pooled-level index (which mixes token
+    and window coordinates on purpose).
+
+    Args:
+        q_size: Query grid side.
+        k_size: Key grid side.
+
+    Returns:
+        Long tensor (q_size^2, k_size^2).
+    """
+    qr, qc = torch.meshgrid(torch.arange(q_size), torch.arange(q_size), indexing='ij')
+    kr, kc = torch.meshgrid(torch.arange(k_size), torch.arange(k_size), indexing='ij')
+    dr = qr.flatten()[:, None] - kr.flatten()[None, :] + k_size - 1
+    dc = qc.flatten()[:, None] - kc.flatten()[None, :] + k_size - 1
+    return dr * (q_size + k_size - 1) + dc
+
+
+def window_partition(x: torch.Tensor, window_size: int) -> torch.Tensor:
+    """(B, H, W, C) -> (B, nWh * nWw, s*s, C), windows and tokens in row-major order."""
+    b, h, w, c = x.shape
+    s = window_size
+    x = x.view(b, h // s, s, w // s, s, c).permute(0, 1, 3, 2, 4, 5)
+    return x.reshape(b, (h // s) * (w // s), s * s, c)
+
+
+def window_reverse(windows: torch.Tensor, window_size: int, h: int, w: int) -> torch.Tensor:
+    """(B, nW, s*s, C) -> (B, H, W, C), the inverse of :func:`window_partition`."""
+    b, _, _, c = windows.shape
+    s = window_size
+    x = windows.view(b, h // s, w // s, s, s, c).permute(0, 1, 3, 2, 4, 5)
+    return x.reshape(b, h, w, c)
+
+
+# ----------------------------------------------------------------------------------------------
+# Attention
+# ----------------------------------------------------------------------------------------------
+
+class FocalAttention(BaseModule):
+    """Focal self-attention of one block (official v1 ``WindowAttention``), any input size.
+
+    Each query window attends to (a) its own s×s tokens, (b) the tokens of an ``expand_size``-wide
+    ring around it, read cyclically over the padded map as the official rolls do, and (c) with
+    ``focal_level == 2`` the fw×fw neighbourhood of pooled sub-window tokens, zero outside the grid
+    and masked there with -100.
+
+    Args:
+        embed_dims: Channels C.
+        num_heads: Attention heads (C must be divisible by it).
+        window_size: Window side s.
+        expand_size: Ring width e (0 disables the ring).
+        focal_level: 1 (window and ring only) or 2 (plus one pooled level).
+        focal_window: Pooled neighbourhood side fw (odd).
+        qkv_bias: Bias in the qkv projection.
+        qk_scale: Override of head_dim ** -0.5.
+        attn_drop: Dropout on attention weights.
+        proj_drop: Dropout after the output projection.
+        attn_impl: ``'fast'`` (gather + fused SDPA) or ``'reference'`` (official roll/unfold).
+        init_cfg: mmengine init config.
+    """
+
+    def __init__(self,
+                 embed_dims: int,
+                 num_heads: int,
+                 window_size: int = 7,
+                 expand_size: int = 3,
+                 focal_level: int = 2,
+                 focal_window: int = 7,
+                 qkv_bias: bool = True,
+                 qk_scale: Optional[float] = None,
+                 attn_drop: float = 0.,
+                 proj_drop: float = 0.,
+                 attn_impl: str = 'fast',
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.embed_dims = embed_dims
+        self.num_heads = num_heads
+        self.head_dims = embed_dims // num_heads
+        self.window_size = window_size
+        self.expand_size = expand_size
+        self.focal_level = focal_level
+        self.focal_window = focal_window
+        self.scale = qk_scale or self.head_dims ** -0.5
+        self.attn_impl = attn_impl
+        s = window_size
+
+        self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * s - 1) ** 2, num_heads))
+        self.register_buffer('relative_position_index', relative_position_index(s, s), persistent=False)
+        if expand_size > 0:
+            n_ring = 4 * (s * s - (s - expand_size) ** 2)
+            self.relative_position_bias_table_to_neighbors = nn.Parameter(torch.zeros(1, num_heads, s * s, n_ring))
+            self.register_buffer('valid_ind_rolled', expand_ring_valid_index(s, expand_size), persistent=False)
+            self.register_buffer('ring_offsets', expand_ring_offsets(s, expand_size), persistent=False)
+        if focal_level > 1:
+            self.relative_position_bias_table_to_windows = nn.ParameterList(
+                [nn.Parameter(torch.zeros(num_heads, (s + focal_window - 1) ** 2))])
+            self.register_buffer('relative_position_index_0', relative_position_index(s, focal_window),
+                                 persistent=False)
+        self.qkv = nn.Linear(embed_dims, embed_dims * 3, bias=qkv_bias)
+        self.attn_drop = nn.Dropout(attn_drop)
+        self.proj = nn.Linear(embed_dims, embed_dims)
+        self.proj_drop = nn.Dropout(proj_drop)
+        self._index_cache: Dict[tuple, Tuple[torch.Tensor, Optional[torch.Tensor]]] = {}
+
+    # --- shared pieces ---------------------------------------------------------------------
+
+    def position_bias(self) -> torch.Tensor:
+        """Additive bias for all keys of a window, (heads, s*s, N), in key order window|ring|pooled."""
+        s2 = self.window_size ** 2
+        parts = [self.relative_position_bias_table[self.relative_position_index.flatten()].view(s2, s2, -1)
+                 .permute(2, 0, 1)]
+        if self.expand_size > 0:
+            parts.append(self.relative_position_bias_table_to_neighbors[0])
+        if self.focal_level > 1:
+            table = self.relative_position_bias_table_to_windows[0]
+            parts.append(table[:, self.relative_position_index_0.flatten()].view(self.num_heads, s2, -1))
+        return torch.cat(parts, dim=-1)
+
+    def _gather_index(self, hp: int, wp: int, device: torch.device) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """Flat source index of every key of every window, and the pooled border mask.
+
+        Sources are the hp*wp fine tokens followed by the (nWh+2p)*(nWw+2p) zero-padded pooled grid.
+
+        Returns:
+            index (nW, N) long; mask (nW, N) with 0 / -100 per key, or None when nothing is masked.
+        """
+        key = (hp, wp, device)
+        if key in self._index_cache:
+            return self._index_cache[key]
+        s = self.window_size
+        nwh, nww = hp // s, wp // s
+        wi, wj = torch.meshgrid(torch.arange(nwh), torch.arange(nww), indexing='ij')
+        top, left = (wi.flatten() * s)[:, None], (wj.flatten() * s)[:, None]  # (nW, 1)
+        r, c = torch.meshgrid(torch.arange(s), torch.arange(s), indexing='ij')
+        index = [(top + r.flatten()) * wp + left + c.flatten()]
+        if self.expand_size > 0:
+            off = self.ring_offsets.cpu()
+            rows = (top + off[:, 0]) % hp  # cyclic, as the official torch.roll
+            cols = (left + off[:, 1]) % wp
+            index.append(rows * wp + cols)
+        mask = None
+        if self.focal_level > 1:
+            fw, p = self.focal_window, self.focal_window // 2
+            a, b = torch.meshgrid(torch.arange(fw), torch.arange(fw), indexing='ij')
+            prow = wi.flatten()[:, None] + a.flatten()  # row in the padded pooled grid
+            pcol = wj.flatten()[:, None] + b.flatten()
+            index.append(hp * wp + prow * (nww + 2 * p) + pcol)
+            outside = (prow < p) | (prow >= nwh + p) | (pcol < p) | (pcol >= nww + p)
+            if bool(outside.any()):
+                n_fine = sum(i.shape[1] for i in index[:-1])
+                mask = torch.zeros(nwh * nww, n_fine + fw * fw)
+                mask[:, n_fine:] = outside.float() * MASK_VALUE
+                mask = mask.to(device)
+        out = (torch.cat(index, dim=1).to(device), mask)
+        if len(self._index_cache) > 16:  # detection sizes vary; keep the cache bounded
+            self._index_cache.clear()
+        self._index_cache[key] = out
+        return out
+
+    # --- forward ---------------------------------------------------------------------------
+
+    def forward(self, x: torch.Tensor, pooled: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Attend on a padded map.
+
+        Args:
+            x: (B, Hp, Wp, C) with Hp, Wp multiples of the window size.
+            pooled: (B, Hp/s, Wp/s, C) pooled sub-window tokens when ``focal_level == 2``.
+
+        Returns:
+            (B, Hp, Wp, C).
+        """
+        if self.attn_impl == 'reference':
+            return self._forward_reference(x, pooled)
+        return self._forward_fast(x, pooled)
+
+    def _forward_fast(self, x: torch.Tensor, pooled: Optional[torch.Tensor]) -> torch.Tensor:
+        b, hp, wp, c = x.shape
+        s, h, d = self.window_size, self.num_heads, self.head_dims
+        qkv = self.qkv(x).view(b, hp, wp, 3, h, d)
+        q = window_partition(qkv[..., 0, :, :].reshape(b, hp, wp, c), s)  # (B, nW, s2, C)
+        nw = q.shape[1]
+        q = q.view(b, nw, s * s, h, d).transpose(2, 3) * self.scale  # (B, nW, h, s2, d)
+        k_src = qkv[..., 1, :, :].reshape(b, hp * wp, h, d)
+        v_src = qkv[..., 2, :, :].reshape(b, hp * wp, h, d)
+        if self.focal_level > 1:
+            p = self.focal_window // 2
+            kv_pooled = self.qkv(pooled)[..., c:].view(b, hp // s, wp // s, 2 * c)
+            kv_pooled = F.pad(kv_pooled, (0, 0, p, p, p, p)).view(b, -1, 2, h, d)
+            k_src = torch.cat([k_src, kv_pooled[:, :, 0]], dim=1)
+            v_src = torch.cat([v_src, kv_pooled[:, :, 1]], dim=1)
+        index, mask = self._gather_index(hp, wp, x.device)
+        n_keys = index.shape[1]
+        flat = index.flatten()
+        k = k_src.index_select(1, flat).view(b, nw, n_keys, h, d).transpose(2, 3)
+        v = v_src.index_select(1, flat).view(b, nw, n_keys, h, d).transpose(2, 3)
+        bias = self.position_bias().to(q.dtype)  # (h, s2, N), shared by all windows
+        if mask is not None:
+            # The border mask varies per window while the bias is shared: carry it as one extra
+            # channel (q: 1, k: mask) so q.k adds it exactly without a (nW, h, s2, N) tensor.
+            ones = q.new_ones(q.shape[:-1] + (1, ))
+            q = torch.cat([q, ones], dim=-1)
+            m = mask.to(k.dtype).view(1, nw, 1, n_keys, 1).expand(b, nw, h, n_keys, 1)
+            k = torch.cat([k, m], dim=-1)
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=bias, dropout_p=self.attn_drop.p if self.training else 0., scale=1.0)
+        out = out.transpose(2, 3).reshape(b, nw, s * s, c)
+        out = self.proj_drop(self.proj(out))
+        return window_reverse(out, s, hp, wp)
+
+    def _forward_reference(self, x: torch.Tensor, pooled: Optional[torch.Tensor]) -> torch.Tensor:
+        """The official formulation: rolled copies, unfold, explicit logits and softmax."""
+        b, hp, wp, c = x.shape
+        s, h, d, e = self.window_size, self.num_heads, self.head_dims, self.expand_size
+        q, k, v = self.qkv(x).view(b, hp, wp, 3, c).unbind(3)
+
+        def heads(t: torch.Tensor) -> torch.Tensor:  # (B, nW, n, C) -> (B*nW, h, n, d)
+            return t.reshape(-1, t.shape[2], h, d).transpose(1, 2)
+
+        q_w, k_all, v_all = (heads(window_partition(t, s)) for t in (q, k, v))
+        if e > 0:
+            rolled_k, rolled_v = [], []
+            for shift in ((-e, -e), (-e, e), (e, -e), (e, e)):
+                rolled_k.append(window_partition(torch.roll(k, shifts=shift, dims=(1, 2)), s))
+                rolled_v.append(window_partition(torch.roll(v, shifts=shift, dims=(1, 2)), s))
+            ring_k = heads(torch.cat(rolled_k, dim=2))[:, :, self.valid_ind_rolled]
+            ring_v = heads(torch.cat(rolled_v, dim=2))[:, :, self.valid_ind_rolled]
+            k_all, v_all = torch.cat([k_all, ring_k], 2), torch.cat([v_all, ring_v], 2)
+        mask = None
+        if self.focal_level > 1:
+            fw = self.focal_window
+            nwh, nww = pooled.shape[1:3]
+            unfold = nn.Unfold(kernel_size=fw, stride=1, padding=fw // 2)
+            ones = pooled.new_ones(1, 1, nwh, nww)
+            valid = unfold(ones).view(fw * fw, nwh * nww).t()  # (nW, fw2)
+            mask = valid.masked_fill(valid == 0, MASK_VALUE).masked_fill(valid > 0, 0.)
+            _, kp, vp = self.qkv(pooled).view(b, nwh, nww, 3, c).permute(3, 0, 4, 1, 2).unbind(0)
+
+            def unfold_heads(t: torch.Tensor) -> torch.Tensor:  # (B, C, nWh, nWw) -> (B*nW, h, fw2, d)
+                t = unfold(t).view(b, c, fw * fw, nwh * nww).permute(0, 3, 2, 1)
+                return t.reshape(-1, fw * fw, h, d).transpose(1, 2)
+
+            k_all = torch.cat([k_all, unfold_heads(kp)], 2)
+            v_all = torch.cat([v_all, unfold_heads(vp)], 2)
+        attn = (q_w * self.scale) @ k_all.transpose(-2, -1) + self.position_bias().unsqueeze(0)
+        if mask is not None:
+            n_fine = attn.shape[-1] - mask.shape[-1]
+            attn = attn.view(b, -1, h, s * s, attn.shape[-1])
+            attn = torch.cat([attn[..., :n_fine], attn[..., n_fine:] + mask[None, :, None, None, :]], dim=-1)
+            attn = attn.flatten(0, 1)
+        attn = self.attn_drop(attn.softmax(dim=-1))
+        out = (attn @ v_all).transpose(1, 2).reshape(b, -1, s * s, c)
+        out = self.proj_drop(self.proj(out))
+        return window_reverse(out, s, hp, wp)
+
+
+# ----------------------------------------------------------------------------------------------
+# Block, stage, patch embedding
+# ----------------------------------------------------------------------------------------------
+
+class FocalMlp(BaseModule):
+    """Transformer MLP with the official parameter names (``fc1``, ``fc2``).
+
+    Args:
+        embed_dims: Input and output channels.
+        hidden_dims: Hidden channels.
+        drop: Dropout after each linear layer.
+    """
+
+    def __init__(self, embed_dims: int, hidden_dims: int, drop: float = 0.) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(embed_dims, hidden_dims)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden_dims, embed_dims)
+        self.drop = nn.Dropout(drop)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply fc1 -> GELU -> fc2."""
+        return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
+
+
+class FocalBlock(BaseModule):
+    """Pre-norm Focal Transformer block: ``x + attn(LN(x))``, then ``x + mlp(LN(x))``.
+
+    Args:
+        embed_dims: Channels C.
+        num_heads: Attention heads.
+        window_size: Window side s.
+        expand_size: Expand-ring width.
+        focal_level: 1 or 2.
+        focal_window: Pooled neighbourhood side.
+        pool_method: Sub-window pooling for level 2: ``'fc'`` (official), ``'mean'``, ``'max'``, ``'conv'``.
+        mlp_ratio: MLP hidden width / C.
+        qkv_bias: Bias in the qkv projection.
+        qk_scale: Override of the attention scale.
+        drop_rate: Dropout after projections.
+        attn_drop_rate: Attention dropout.
+        drop_path_rate: Stochastic depth of this block.
+        norm_cfg: Norm config for the token norms.
+        attn_impl: ``'fast'`` or ``'reference'``.
+        init_cfg: mmengine init config.
+    """
+
+    def __init__(self,
+                 embed_dims: int,
+                 num_heads: int,
+                 window_size: int = 7,
+                 expand_size: int = 3,
+                 focal_level: int = 2,
+                 focal_window: int = 7,
+                 pool_method: str = 'fc',
+                 mlp_ratio: float = 4.,
+                 qkv_bias: bool = True,
+                 qk_scale: Optional[float] = None,
+                 drop_rate: float = 0.,
+                 attn_drop_rate: float = 0.,
+                 drop_path_rate: float = 0.,
+                 norm_cfg: dict = dict(type='LN'),
+                 attn_impl: str = 'fast',
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.window_size = window_size
+        self.focal_level = focal_level
+        self.pool_method = pool_method
+        # Registered before norm1, as in the official block (only the key order depends on it).
+        self.pool_layers = nn.ModuleList()
+        if focal_level > 1:
+            if pool_method == 'fc':
+                self.pool_layers.append(nn.Linear(window_size * window_size, 1))
+            elif pool_method == 'conv':
+                self.pool_layers.append(
+                    nn.Conv2d(embed_dims, embed_dims, window_size, stride=window_size, groups=embed_dims))
+        self.norm1 = build_norm_layer(norm_cfg, embed_dims)[1]
+        self.attn = FocalAttention(embed_dims, num_heads, window_size, expand_size, focal_level, focal_window,
+                                   qkv_bias, qk_scale, attn_drop_rate, drop_rate, attn_impl)
+        self.drop_path = DropPath(drop_path_rate) if drop_path_rate > 0. else nn.Identity()
+        self.norm2 = build_norm_layer(norm_cfg, embed_dims)[1]
+        self.mlp = FocalMlp(embed_dims, int(embed_dims * mlp_ratio), drop_rate)
+
+    def pool(self, x: torch.Tensor) -> torch.Tensor:
+        """Pool each s×s sub-window of a padded (B, Hp, Wp, C) map to one token: (B, Hp/s, Wp/s, C)."""
+        b, hp, wp, c = x.shape
+        s = self.window_size
+        if self.pool_method == 'conv':
+            return self.pool_layers[0](x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        windows = x.view(b, hp // s, s, wp // s, s, c)
+        if self.pool_method == 'mean':
+            return windows.mean(dim=(2, 4))
+        if self.pool_method == 'max':
+            return windows.amax(dim=(2, 4))
+        fc = self.pool_layers[0]  # Linear(s*s -> 1) over row-major tokens, shared by channels
+        return torch.einsum('bhiwjc,ij->bhwc', windows, fc.weight.view(s, s).to(x.dtype)) + fc.bias.to(x.dtype)
+
+    def forward(self, x: torch.Tensor, hw_shape: Tuple[int, int]) -> torch.Tensor:
+        """Apply the block to (B, H*W, C) tokens of an H×W map."""
+        h, w = hw_shape
+        b, n, c = x.shape
+        s = self.window_size
+        shortcut = x
+        x = self.norm1(x).view(b, h, w, c)
+        pad_b, pad_r = (s - h % s) % s, (s - w % s) % s
+        if pad_b or pad_r:
+            x = F.pad(x, (0, 0, 0, pad_r, 0, pad_b))  # zeros after the norm, unmasked (official)
+        pooled = self.pool(x) if self.focal_level > 1 else None
+        x = self.attn(x, pooled)
+        if pad_b or pad_r:
+            x = x[:, :h, :w, :]
+        x = shortcut + self.drop_path(x.reshape(b, n, c))
+        return x + self.drop_path(self.mlp(self.norm2(x)))
+
+
+class FocalPatchEmbed(BaseModule):
+    """Convolutional patch embedding + LayerNorm: the stem and the between-stage downsampling.
+
+    Args:
+        in_channels: Input channels.
+        embed_dims: Output channels.
+        is_stem: Stem (stride 4) or downsampling (stride 2).
+        use_conv_embed: Overlapping convolution (k7 s4 p2 stem, k3 s2 p1 downsample) instead of
+            non-overlapping patches (k4 s4, k2 s2).
+        norm_cfg: Norm config.
+    """
+
+    def __init__(self, in_channels: int, embed_dims: int, is_stem: bool, use_conv_embed: bool = False,
+                 norm_cfg: dict = dict(type='LN')) -> None:
+        super().__init__()
+        self.patch_size = 4 if is_stem else 2
+        self.pad_input = is_stem and not use_conv_embed
+        if use_conv_embed:
+            kernel, stride, padding = (7, 4, 2) if is_stem else (3, 2, 1)
+        else:
+            kernel, stride, padding = self.patch_size, self.patch_size, 0
+        self.proj = nn.Conv2d(in_channels, embed_dims, kernel, stride=stride, padding=padding)
+        self.norm = build_norm_layer(norm_cfg, embed_dims)[1]
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int]]:
+        """(B, C, H, W) -> ((B, H'*W', C'), (H', W'))."""
+        if self.pad_input:
+            p = self.patch_size
+            pad_b, pad_r = (p - x.shape[2] % p) % p, (p - x.shape[3] % p) % p
+            if pad_b or pad_r:
+                x = F.pad(x, (0, pad_r, 0, pad_b))
+        x = self.proj(x)
+        hw = (x.shape[2], x.shape[3])
+        return self.norm(x.flatten(2).transpose(1, 2)), hw
+
+
+class FocalStage(BaseModule):
+    """A sequence of Focal blocks followed by an optional downsampling patch embedding.
+
+    Args:
+        embed_dims: Channels of the stage.
+        depth: Number of blocks.
+        num_heads: Attention heads.
+        drop_path_rates: Per-block stochastic depth rates.
+        downsample: Append a stride-2 patch embedding that doubles the channels.
+        use_conv_embed: Overlapping downsampling convolution.
+        with_cp: Gradient checkpointing per block.
+        block_cfg: Remaining :class:`FocalBlock` arguments.
+    """
+
+    def __init__(self, embed_dims: int, depth: int, num_heads: int, drop_path_rates: Sequence[float],
+                 downsample: bool, use_conv_embed: bool = False, with_cp: bool = False,
+                 norm_cfg: dict = dict(type='LN'), **block_cfg) -> None:
+        super().__init__()
+        self.with_cp = with_cp
+        self.blocks = nn.ModuleList([
+            FocalBlock(embed_dims, num_heads, drop_path_rate=drop_path_rates[i], norm_cfg=norm_cfg, **block_cfg)
+            for i in range(depth)
+        ])
+        self.downsample = FocalPatchEmbed(embed_dims, 2 * embed_dims, False, use_conv_embed,
+                                          norm_cfg) if downsample else None
+
+    def forward(self, x: torch.Tensor, hw_shape: Tuple[int, int]
+                ) -> Tuple[torch.Tensor, Tuple[int, int], torch.Tensor, Tuple[int, int]]:
+        """Run the blocks; return (stage output, its size, downsampled tokens, their size)."""
+        for block in self.blocks:
+            if self.with_cp and torch.is_grad_enabled():
+                x = cp.checkpoint(block, x, hw_shape, use_reentrant=False)
+            else:
+                x = block(x, hw_shape)
+        if self.downsample is None:
+            return x, hw_shape, x, hw_shape
+        b, _, c = x.shape
+        x_down, hw_down = self.downsample(x.transpose(1, 2).reshape(b, c, *hw_shape))
+        return x, hw_shape, x_down, hw_down
+
+
+# ----------------------------------------------------------------------------------------------
+# Backbone
+# ----------------------------------------------------------------------------------------------
+
+def _to_tuple(value: Union[int, float, Sequence], n: int, name: str) -> tuple:
+    """Broadcast a scalar to n stages or check a per-stage sequence's length."""
+    if isinstance(value, (int, float)):
+        return (value, ) * n
+    value = tuple(value)
+    if len(value) != n:
+        raise ValueError(f'{name} has {len(value)} entries but depths has {n}: give one value per stage.')
+    return value
+
+
+class FocalTransformer(BaseModule):
+    """Focal Transformer backbone (v1) returning multi-scale NCHW features.
+
+    Args:
+        arch: Preset ``'tiny'``, ``'small'`` or ``'base'`` (or ``'t'``/``'s'``/``'b'``); explicit
+            ``embed_dims``/``depths``/``num_heads`` override it.
+        in_channels: Image channels.
+        embed_dims: Stage-1 channels C0 (stage i has C0 * 2^i).
+        depths: Blocks per stage.
+        num_heads: Heads per stage.
+        window_size: Window side s (7 in all official models).
+        focal_levels: Per stage, 2 = window + one pooled level (official), 1 = no pooled level.
+        focal_windows: Per-stage pooled neighbourhood side (odd). ImageNet (7, 5, 3, 1); the paper's
+            detection models use (15, 13, 9, 7) and the pretrained tables are resized on load.
+        expand_sizes: Per-stage expand-ring width. ``(3, 3, 3, 0)`` is the layout of the released
+            224 checkpoints; ``(3, 3, 3, 3)`` adds a freshly initialised stage-4 ring table.
+        focal_pool: Sub-window pooling: ``'fc'`` (official), ``'mean'``, ``'max'``, ``'conv'``.
+        mlp_ratio: MLP hidden width / channels.
+        qkv_bias: Bias in the qkv projections.
+        qk_scale: Override of head_dim ** -0.5.
+        drop_rate: Dropout after projections.
+        attn_drop_rate: Attention dropout.
+        drop_path_rate: Stochastic depth, linearly increasing over all blocks.
+        use_conv_embed: Overlapping convolutional stem/downsampling (the official "useconv" models).
+        out_indices: Stages whose outputs are returned (0..3 -> strides 4, 8, 16, 32).
+        frozen_stages: -1 freezes nothing; 0 the stem; k also stages 1..k (and their norms).
+        norm_eval: Keep norm layers in eval mode during training.
+        with_cp: Gradient checkpointing per block (saves memory, same results).
+        norm_cfg: Norm config of all token norms.
+        attn_impl: ``'fast'`` (default) or ``'reference'`` (official roll/unfold formulation).
+        pretrain_img_size: Accepted for config compatibility; no size is fixed at construction.
+        init_cfg: ``dict(type='Pretrained', checkpoint=PATH)`` loads an official or converted checkpoint.
+
+    Examples:
+        >>> import torch
+        >>> from mmfocal.models import FocalTransformer
+        >>> model = FocalTransformer(arch='tiny').eval()
+        >>> feats = model(torch.rand(1, 3, 224, 320))
+        >>> [tuple(f.shape) for f in feats]
+        [(1, 96, 56, 80), (1, 192, 28, 40), (1, 384, 14, 20), (1, 768, 7, 10)]
+    """
+
+    arch_zoo = {
+        'tiny': dict(embed_dims=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24)),
+        'small': dict(embed_dims=96, depths=(2, 2, 18, 2), num_heads=(3, 6, 12, 24)),
+        'base': dict(embed_dims=128, depths=(2, 2, 18, 2), num_heads=(4, 8, 16, 32)),
+    }
+    arch_aliases = {'t': 'tiny', 's': 'small', 'b': 'base'}
+
+    def __init__(self,
+                 arch: str = 'tiny',
+                 in_channels: int = 3,
+                 embed_dims: Optional[int] = None,
+                 depths: Optional[Sequence[int]] = None,
+                 num_heads: Optional[Sequence[int]] = None,
+                 window_size: int = 7,
+                 focal_levels: Union[int, Sequence[int]] = 2,
+                 focal_windows: Union[int, Sequence[int]] = (7, 5, 3, 1),
+                 expand_sizes: Union[int, Sequence[int]] = (3, 3, 3, 0),
+                 focal_pool: str = 'fc',
+                 mlp_ratio: float = 4.,
+                 qkv_bias: bool = True,
+                 qk_scale: Optional[float] = None,
+                 drop_rate: float = 0.,
+                 attn_drop_rate: float = 0.,
+                 drop_path_rate: float = 0.2,
+                 use_conv_embed: bool = False,
+                 out_indices: Sequence[int] = (0, 1, 2, 3),
+                 frozen_stages: int = -1,
+                 norm_eval: bool = False,
+                 with_cp: bool = False,
+                 norm_cfg: dict = dict(type='LN'),
+                 attn_impl: str = 'fast',
+                 pretrain_img_size: Optional[Union[int, Tuple[int, int]]] = None,
+                 init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        arch_key = self.arch_aliases.get(str(arch).lower(), str(arch).lower())
+        if arch_key not in self.arch_zoo:
+            raise ValueError(f'Unknown arch {arch!r}; choose one of {sorted(self.arch_zoo)} '
+                             "(or give embed_dims, depths and num_heads explicitly).")
+        preset = self.arch_zoo[arch_key]
+        embed_dims = preset['embed_dims'] if embed_dims is None else int(embed_dims)
+        depths = tuple(preset['depths'] if depths is None else depths)
+        n = len(depths)
+        num_heads = _to_tuple(preset['num_heads'] if num_heads is None else num_heads, n, 'num_heads')
+        focal_levels = _to_tuple(focal_levels, n, 'focal_levels')
+        focal_windows = _to_tuple(focal_windows, n, 'focal_windows')
+        expand_sizes = _to_tuple(expand_sizes, n, 'expand_sizes')
+        self._check_args(embed_dims, depths, num_heads, window_size, focal_levels, focal_windows, expand_sizes,
+                         focal_pool, attn_impl, out_indices, frozen_stages, drop_path_rate)
+
+        self.arch = arch_key
+        self.embed_dims = embed_dims
+        self.depths = depths
+        self.num_heads = num_heads
+        self.window_size = window_size
+        self.focal_levels = focal_levels
+        self.focal_windows = focal_windows
+        self.expand_sizes = expand_sizes
+        self.use_conv_embed = use_conv_embed
+        self.out_indices = tuple(out_indices)
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+        self.num_features = [embed_dims * 2 ** i for i in range(n)]
+
+        self.patch_embed = FocalPatchEmbed(in_channels, embed_dims, True, use_conv_embed, norm_cfg)
+        self.pos_drop = nn.Dropout(drop_rate)
+        dpr = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        self.layers = nn.ModuleList()
+        for i in range(n):
+            self.layers.append(
+                FocalStage(
+                    self.num_features[i], depths[i], num_heads[i], dpr[sum(depths[:i]):sum(depths[:i + 1])],
+                    downsample=i < n - 1, use_conv_embed=use_conv_embed, with_cp=with_cp, norm_cfg=norm_cfg,
+                    window_size=window_size, expand_size=expand_sizes[i], focal_level=focal_levels[i],
+                    focal_window=focal_windows[i], pool_method=focal_pool, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias,
+                    qk_scale=qk_scale, drop_rate=drop_rate, attn_drop_rate=attn_drop_rate, attn_impl=attn_impl))
+        for i in self.out_indices:
+            self.add_module(f'norm{i}', build_norm_layer(norm_cfg, self.num_features[i])[1])
+
+        self.register_load_state_dict_pre_hook(self._adapt_incoming_state_dict)
+        self._check_pretrained()
+        self._freeze_stages()
+
+    # --- construction ------------------------------------------------------------------------
+
+    @staticmethod
+    def _check_args(embed_dims: int, depths: tuple, num_heads: tuple, window_size: int, focal_levels: tuple,
+                    focal_windows: tuple, expand_sizes: tuple, focal_pool: str, attn_impl: str,
+                    out_indices: Sequence[int], frozen_stages: int, drop_path_rate: float) -> None:
+        """Reject bad configurations with one message that says what to change."""
+        n = len(depths)
+        if n == 0 or any(int(d) < 1 for d in depths):
+            raise ValueError(f'depths must be a non-empty sequence of positive ints, got {depths}.')
+        if int(window_size) < 1:
+            raise ValueError(f'window_size must be >= 1, got {window_size}.')
+        for i in range(n):
+            channels = embed_dims * 2 ** i
+            if channels % num_heads[i]:
+                raise ValueError(f'stage {i}: {channels} channels are not divisible by num_heads={num_heads[i]}.')
+            if focal_levels[i] not in (1, 2):
+                raise ValueError(f'focal_levels[{i}]={focal_levels[i]}: only 1 or 2 are supported '
+                                 '(2 = window + one pooled level, as in every official model).')
+            if focal_windows[i] < 1 or focal_windows[i] % 2 == 0:
+                raise ValueError(f'focal_windows[{i}]={focal_windows[i]}: must be a positive odd number.')
+            if not 0 <= expand_sizes[i] < window_size:
+                raise ValueError(f'expand_sizes[{i}]={expand_sizes[i]}: must be in [0, window_size={window_size}).')
+        if focal_pool not in ('fc', 'mean', 'max', 'conv'):
+            raise ValueError(f"focal_pool={focal_pool!r}: choose 'fc', 'mean', 'max' or 'conv'.")
+        if attn_impl not in ('fast', 'reference'):
+            raise ValueError(f"attn_impl={attn_impl!r}: choose 'fast' or 'reference'.")
+        if len(out_indices) == 0 or any(not 0 <= int(i) < n for i in out_indices):
+            raise ValueError(f'out_indices={tuple(out_indices)} out of range: stages are 0..{n - 1}.')
+        if not -1 <= frozen_stages <= n:
+            raise ValueError(f'frozen_stages={frozen_stages}: must be in [-1, {n}].')
+        if not 0 <= drop_path_rate < 1:
+            raise ValueError(f'drop_path_rate={drop_path_rate}: must be in [0, 1).')
+
+    def _pretrained_path(self) -> Optional[str]:
+        cfgs = self.init_cfg if isinstance(self.init_cfg, list) else [self.init_cfg]
+        for cfg in cfgs:
+            if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
+                if not cfg.get('checkpoint'):
+                    raise ValueError("init_cfg type 'Pretrained' needs checkpoint=PATH.")
+                return str(cfg['checkpoint'])
+        return None
+
+    def _check_pretrained(self) -> None:
+        """Fail at construction on a missing checkpoint or one of another width (cheap, memory-mapped)."""
+        path = self._pretrained_path()
+        if path is None or '://' in path:
+            return
+        if not os.path.isfile(os.path.expanduser(path)):
+            raise FileNotFoundError(
+                f'FocalTransformer init_cfg checkpoint not found: {path!r}. Download the official ImageNet '
+                'checkpoint (README, "Pretrained weights") or remove init_cfg to train from scratch.')
+        state, _ = official_to_mmfocal(load_checkpoint_file(os.path.expanduser(path), mmap=True))
+        own = self.patch_embed.proj.weight
+        theirs = state.get('patch_embed.proj.weight')
+        if theirs is not None and tuple(theirs.shape) != tuple(own.shape):
+            raise CheckpointMismatchError(
+                f'{path}: patch_embed.proj.weight is {tuple(theirs.shape)} but this model needs {tuple(own.shape)}: '
+                f'the checkpoint is for another width or stem (arch={self.arch!r}, embed_dims={self.embed_dims}, '
+                f'use_conv_embed={self.use_conv_embed}).')
+
+    # --- weights -----------------------------------------------------------------------------
+
+    def _official_init(self) -> None:
+        """The official initialisation (trunc-normal 0.02 Linear weights and bias tables)."""
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                trunc_normal_(m.weight, std=.02)
+                if m.bias is not None:
+                    nn.init.constant_(m.bias, 0)
+            elif isinstance(m, nn.LayerNorm):
+                nn.init.constant_(m.weight, 1.0)
+                nn.init.constant_(m.bias, 0)
+        for m in self.modules():
+            if isinstance(m, FocalAttention):
+                if m.expand_size > 0:
+                    trunc_normal_(m.relative_position_bias_table_to_neighbors, std=.02)
+                if m.focal_level > 1:
+                    trunc_normal_(m.relative_position_bias_table_to_windows[0], std=.02)
+            elif isinstance(m, FocalBlock) and m.pool_method == 'fc' and len(m.pool_layers):
+                # Mean pooling to start with (the official constructor's intent).
+                nn.init.constant_(m.pool_layers[0].weight, 1. / m.pool_layers[0].in_features)
+                nn.init.constant_(m.pool_layers[0].bias, 0)
+
+    def init_weights(self) -> None:
+        """Official initialisation, then the ``Pretrained`` checkpoint of ``init_cfg`` if any."""
+        self._official_init()
+        path = self._pretrained_path()
+        if path is not None:
+            self.load_pretrained(path)
+        self._is_init = True
+        self._freeze_stages()
+
+    def load_pretrained(self, path: str) -> Dict[str, List[str]]:
+        """Load an official or converted checkpoint and log one summary line.
+
+        Args:
+            path: Checkpoint path or URI.
+
+        Returns:
+            ``{'missing': [...], 'unexpected': [...]}`` backbone keys.
+        """
+        state, notes = official_to_mmfocal(load_checkpoint_file(os.path.expanduser(path)), self.state_dict())
+        result = self.load_state_dict(state, strict=False)
+        missing, unexpected = list(result.missing_keys), list(result.unexpected_keys)
+        print_log(
+            f'FocalTransformer: loaded {len(state) - len(unexpected)} tensors from {path}; '
+            f'missing (newly initialised): {summarize_keys(missing)}; '
+            f'unexpected (ignored): {summarize_keys(unexpected)}' + (f'; {"; ".join(notes)}' if notes else ''),
+            logger='current')
+        return {'missing': missing, 'unexpected': unexpected}
+
+    def _adapt_incoming_state_dict(self, module: nn.Module, state_dict: dict, prefix: str, *args) -> None:
+        """Pre-hook for every ``load_state_dict`` (init_cfg, load_from, resume): drop index buffers,
+        resize bias tables of other focal windows / window sizes, reject other widths clearly."""
+        if not any(k.startswith(prefix) for k in state_dict):
+            return
+        _, resized = adapt_state_dict(state_dict, self.state_dict(), prefix)
+        if resized:
+            print_log(f'FocalTransformer: resized bias tables {", ".join(resized)}', logger='current')
+
+    # --- training mode -----------------------------------------------------------------------
+
+    def _freeze_stages(self) -> None:
+        """Freeze the stem and the first ``frozen_stages`` stages (with their output norms)."""
+        if self.frozen_stages >= 0:
+            self.patch_embed.eval()
+            for p in self.patch_embed.parameters():
+                p.requires_grad = False
+        for i in range(self.frozen_stages):
+            modules = [self.layers[i]] + ([getattr(self, f'norm{i}')] if i in self.out_indices else [])
+            for m in modules:
+                m.eval()
+                for p in m.parameters():
+                    p.requires_grad = False
+
+    def train(self, mode: bool = True) -> 'FocalTransformer':
+        """Set training mode, keeping frozen stages (and norms with ``norm_eval``) in eval mode."""
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for m in self.modules():
+                if isinstance(m, (nn.LayerNorm, nn.modules.batchnorm._BatchNorm, nn.GroupNorm)):
+                    m.eval()
+        return self
+
+    # --- forward -----------------------------------------------------------------------------
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """Compute the features of ``out_indices``.
+
+        Args:
+            x: Images (B, C, H, W), any H, W >= 32.
+
+        Returns:
+            Tuple of (B, C_i, H_i, W_i) maps with H_0 = ceil(H / 4) and H_{i+1} = floor(H_i / 2)
+            (ceil with ``use_conv_embed``), i.e. strides 4, 8, 16, 32.
+        """
+        if x.dim() != 4:
+            raise ValueError(f'FocalTransformer expects (B, C, H, W) images, got shape {tuple(x.shape)}.')
+        if min(x.shape[2:]) < 32:
+            raise ValueError(f'FocalTransformer needs H, W >= 32 (four stride-2 stages after stride 4); '
+                             f'got {tuple(x.shape[2:])}.')
+        x, hw = self.patch_embed(x)
+        x = self.pos_drop(x)
+        outs = []
+        for i, layer in enumerate(self.layers):
+            out, out_hw, x, hw = layer(x, hw)
+            if i in self.out_indices:
+                out = getattr(self, f'norm{i}')(out)
+                outs.append(out.transpose(1, 2).reshape(out.shape[0], -1, *out_hw).contiguous())
+            if i >= max(self.out_indices):
+                break
+        return tuple(outs)

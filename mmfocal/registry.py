@@ -1,0 +1,52 @@
+"""Registration of mmfocal's modules into the mmdet and mmseg ``MODELS`` registries.
+
+Each library is optional: with only one installed, the other is skipped and
+:func:`require_scope` explains what to install when a config asks for it.
+"""
+
+import importlib
+from typing import Dict, List, Optional, Type
+
+__all__ = ['register_models', 'require_scope', 'REGISTERED_SCOPES', 'MISSING_SCOPES']
+
+# scope -> pip requirement that provides it
+_SCOPES = {'mmdet': 'mmdet==3.3.0', 'mmseg': 'mmsegmentation==1.2.2'}
+REGISTERED_SCOPES: List[str] = []
+MISSING_SCOPES: Dict[str, str] = {}
+
+
+def _models_registry(scope: str):
+    return importlib.import_module(f'{scope}.registry').MODELS
+
+
+def register_models(classes: List[Type]) -> None:
+    """Register ``classes`` in every available scope's ``MODELS`` (idempotent).
+
+    Args:
+        classes: Module classes to register under their class names.
+    """
+    for scope in _SCOPES:
+        try:
+            registry = _models_registry(scope)
+        except ImportError as exc:
+            MISSING_SCOPES[scope] = str(exc)
+            continue
+        for cls in classes:
+            if registry.get(cls.__name__) is not cls:
+                registry.register_module(module=cls, force=True)
+        if scope not in REGISTERED_SCOPES:
+            REGISTERED_SCOPES.append(scope)
+
+
+def require_scope(scope: Optional[str]) -> None:
+    """Raise a clear error if ``scope`` (``'mmdet'`` or ``'mmseg'``) is not installed.
+
+    Args:
+        scope: The config's ``default_scope``.
+    """
+    if scope not in _SCOPES:
+        raise ValueError(f"default_scope={scope!r}: mmfocal supports 'mmdet' (detection) and 'mmseg' "
+                         '(segmentation) configs.')
+    if scope not in REGISTERED_SCOPES:
+        raise ImportError(f'This config needs {scope}, which is not importable here ({MISSING_SCOPES.get(scope)}); '
+                          f'install it with `pip install {_SCOPES[scope]}` (see README).')
