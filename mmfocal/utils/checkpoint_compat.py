@@ -16,23 +16,29 @@ import torch
 __all__ = ['register_safe_globals', 'history_buffer_getattr']
 
 _REGISTERED = False
+# HistoryBuffer fills its statistics registry lazily, so the defaults are named here.
+_DEFAULT_STATISTICS = {'min', 'max', 'mean', 'current'}
 
 
 def history_buffer_getattr(obj: Any, name: str) -> Any:
     """Restricted ``getattr`` for unpickling: only ``HistoryBuffer`` statistics methods.
 
+    mmengine pickles ``HistoryBuffer._statistics_methods`` as ``getattr(HistoryBuffer, 'min')`` etc.
+
     Args:
-        obj: The object whose attribute the checkpoint asks for.
+        obj: The object (or class) whose attribute the checkpoint asks for.
         name: Attribute name.
 
     Returns:
-        The bound statistics method.
+        The statistics method.
     """
     from mmengine.logging import HistoryBuffer
-    if isinstance(obj, HistoryBuffer) and name in HistoryBuffer._statistics_methods:
+    owner = obj if isinstance(obj, type) else type(obj)
+    allowed = _DEFAULT_STATISTICS | set(HistoryBuffer._statistics_methods)
+    if issubclass(owner, HistoryBuffer) and name in allowed:
         return getattr(obj, name)
     raise pickle.UnpicklingError(
-        f'checkpoint asks for getattr({type(obj).__name__}, {name!r}); mmfocal only allows the '
+        f'checkpoint asks for getattr({getattr(obj, "__name__", type(obj).__name__)}, {name!r}); mmfocal only allows the '
         'statistics methods of mmengine HistoryBuffer objects.')
 
 

@@ -1,0 +1,213 @@
+"""The package installs the real OpenMMLab stack and plugs into mmdet and mmseg."""
+
+import os.path as osp
+import pickle
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import mmfocal
+
+
+def test_version_is_exposed() -> None:
+    from mmfocal.version import __version__
+    assert mmfocal.__version__ == __version__ and __version__.count('.') == 2
+
+
+@pytest.mark.parametrize('scope', ['mmdet', 'mmseg'])
+def test_import_registers_backbone_in_both_registries(scope: str) -> None:
+    registry = __import__(f'{scope}.registry', fromlist=['MODELS']).MODELS
+    assert registry.get('FocalTransformer') is mmfocal.FocalTransformer
+    model = registry.build(dict(type='FocalTransformer', arch='tiny', depths=(1, 1, 1, 1)))
+    assert isinstance(model, mmfocal.FocalTransformer)
+
+
+def test_registration_through_custom_imports_in_a_fresh_process() -> None:
+    code = textwrap.dedent("""
+        from mmengine.config import Config
+        from mmengine.utils import import_modules_from_strings
+        cfg = Config(dict(custom_imports=dict(imports=['mmfocal'], allow_failed_imports=False)))
+        import_modules_from_strings(**cfg.custom_imports)
+        from mmdet.registry import MODELS as D
+        from mmseg.registry import MODELS as S
+        print(D.get('FocalTransformer').__name__, S.get('FocalTransformer').__name__)
+    """)
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ['FocalTransformer', 'FocalTransformer']
+
+
+def test_require_scope_explains_unknown_and_missing_scopes(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mmfocal import registry
+    registry.require_scope('mmdet')
+    with pytest.raises(ValueError, match="supports 'mmdet'"):
+        registry.require_scope('mmpretrain')
+    monkeypatch.setattr(registry, 'REGISTERED_SCOPES', ['mmdet'])
+    with pytest.raises(ImportError, match='pip install mmsegmentation==1.2.2'):
+        registry.require_scope('mmseg')
+
+
+# --- compiled mmcv ops ---------------------------------------------------------------------
+
+def test_mmcv_nms_runs_on_cpu() -> None:
+    from mmcv.ops import nms
+    boxes = torch.tensor([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30]], dtype=torch.float32)
+    scores = torch.tensor([0.9, 0.8, 0.7])
+    dets, keep = nms(boxes, scores, iou_threshold=0.5)
+    assert keep.tolist() == [0, 2]  # box 1 overlaps box 0 with IoU 0.68
+    assert torch.allclose(dets[:, 4], torch.tensor([0.9, 0.7]))
+
+
+def test_mmcv_roi_align_interpolates_a_ramp_exactly() -> None:
+    from mmcv.ops import RoIAlign
+    feat = torch.arange(8, dtype=torch.float32).repeat(8, 1)[None, None]  # f(y, x) = x
+    rois = torch.tensor([[0, 0, 0, 4, 4]], dtype=torch.float32)
+    out = RoIAlign((2, 2), spatial_scale=1.0, sampling_ratio=1, aligned=True)(feat, rois)
+    # aligned: the roi spans [-0.5, 3.5]; bin centres at x = 0.5 and 2.5
+    assert torch.allclose(out[0, 0], torch.tensor([[0.5, 2.5], [0.5, 2.5]]))
+
+
+def test_mmcv_deform_conv_with_zero_offsets_is_a_plain_conv() -> None:
+    from mmcv.ops import DeformConv2d
+    conv = DeformConv2d(4, 6, kernel_size=3, padding=1, bias=False)
+    x = torch.randn(2, 4, 9, 11)
+    offset = torch.zeros(2, 2 * 9, 9, 11)
+    assert torch.allclose(conv(x, offset), F.conv2d(x, conv.weight, padding=1), atol=1e-5)
+
+
+# --- mmengine checkpoints under torch's weights_only default ----------------------------------
+
+class TinyModel(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x)
+
+
+def make_runner(work_dir: str, max_iters: int, resume: bool = False, load_from: str = None, hooks=()):
+    from mmengine.model import BaseModel
+    from mmengine.runner import Runner
+
+    class Wrapped(BaseModel):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = TinyModel()
+
+        def forward(self, inputs, data_samples=None, mode='tensor'):
+            x = torch.stack(inputs) if isinstance(inputs, list) else inputs
+            return {'loss': (self.net(x) - 1).pow(2).mean()}
+
+    class Data(torch.utils.data.Dataset):
+        def __len__(self) -> int:
+            return 16
+
+        def __getitem__(self, i: int) -> dict:
+            return dict(inputs=torch.full((4, ), float(i)))
+
+    torch.manual_seed(0)
+    return Runner(
+        model=Wrapped(), work_dir=work_dir, resume=resume, load_from=load_from,
+        train_dataloader=dict(dataset=Data(), sampler=dict(type='DefaultSampler', shuffle=False), batch_size=2,
+                              collate_fn=dict(type='default_collate')),
+        train_cfg=dict(by_epoch=False, max_iters=max_iters),
+        optim_wrapper=dict(optimizer=dict(type='AdamW', lr=0.01)),
+        param_scheduler=[dict(type='LinearLR', start_factor=0.1, by_epoch=False, end=10)],
+        default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=2, by_epoch=False),
+                           logger=dict(type='LoggerHook', interval=1)),
+        custom_hooks=list(hooks), randomness=dict(seed=0), log_level='WARNING')
+
+
+class Snapshot:
+    """Records iteration, learning rate and optimizer moments before each training iteration."""
+
+    def __init__(self) -> None:
+        self.seen = {}
+
+    def hook(self):
+        from mmengine.hooks import Hook
+        seen = self.seen
+
+        class _Hook(Hook):
+            def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
+                opt = runner.optim_wrapper.optimizer
+                moments = [s['exp_avg'].clone() for s in opt.state.values()]
+                seen[runner.iter] = (runner.optim_wrapper.get_lr()['lr'][0], moments)
+
+        return _Hook()
+
+
+def test_checkpoint_resume_round_trip_under_weights_only(tmp_path) -> None:
+    straight = Snapshot()
+    make_runner(str(tmp_path / 'straight'), max_iters=4, hooks=[straight.hook()]).train()
+
+    work = str(tmp_path / 'run')
+    make_runner(work, max_iters=2).train()
+    ckpt = osp.join(work, 'iter_2.pth')
+    assert torch.load(ckpt, weights_only=True)['meta']['iter'] == 2  # needs mmfocal's allow-list
+
+    resumed = Snapshot()
+    runner = make_runner(work, max_iters=4, resume=True, load_from=ckpt, hooks=[resumed.hook()])
+    runner.train()
+    assert sorted(resumed.seen) == [2, 3]  # continues from the saved iteration
+    for it in (2, 3):
+        lr, moments = resumed.seen[it]
+        lr_ref, moments_ref = straight.seen[it]
+        assert lr == pytest.approx(lr_ref)  # same schedule position
+        assert len(moments) == len(moments_ref) > 0
+        for a, b in zip(moments, moments_ref):
+            assert torch.allclose(a, b)  # same optimizer state as an uninterrupted run
+    assert runner.iter == 4 and osp.exists(osp.join(work, 'iter_4.pth'))
+
+
+def test_test_time_load_from_checkpoint(tmp_path) -> None:
+    from mmengine.runner import load_checkpoint
+    work = str(tmp_path / 'run')
+    runner = make_runner(work, max_iters=2)
+    runner.train()
+    model = TinyModel()
+    load_checkpoint(model, osp.join(work, 'iter_2.pth'), revise_keys=[(r'^net\.', '')])
+    assert torch.equal(model.fc.weight, runner.model.net.fc.weight)
+
+
+def test_plain_torch_cannot_read_mmengine_checkpoints_without_mmfocal(tmp_path) -> None:
+    work = str(tmp_path / 'run')
+    make_runner(work, max_iters=2).train()
+    code = f"import torch; torch.load({osp.join(work, 'iter_2.pth')!r})"
+    bare = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+    assert bare.returncode != 0 and 'UnpicklingError' in bare.stderr
+    fixed = subprocess.run([sys.executable, '-c', 'import mmfocal; ' + code], capture_output=True, text=True)
+    assert fixed.returncode == 0, fixed.stderr
+
+
+def test_allow_list_does_not_open_getattr_in_general(tmp_path) -> None:
+    import numpy as np
+
+    class Evil:
+        def __reduce__(self):
+            return getattr, (np.ndarray, 'tofile')
+
+    path = tmp_path / 'evil.pth'
+    torch.save({'x': Evil()}, path)
+    with pytest.raises(pickle.UnpicklingError):
+        torch.load(path, weights_only=True)
+
+
+# --- configs from the installed wheels -------------------------------------------------------
+
+def test_mmdet_and_mmseg_bases_resolve(tmp_path) -> None:
+    from mmengine.config import Config
+    det = tmp_path / 'det.py'
+    det.write_text("_base_ = ['mmdet::_base_/models/mask-rcnn_r50_fpn.py']\n"
+                   "model = dict(backbone=dict(_delete_=True, type='FocalTransformer', arch='tiny'),"
+                   " neck=dict(in_channels=[96, 192, 384, 768]))\n")
+    seg = tmp_path / 'seg.py'
+    seg.write_text("_base_ = ['mmseg::_base_/models/upernet_swin.py']\n")
+    det_cfg, seg_cfg = Config.fromfile(str(det)), Config.fromfile(str(seg))
+    assert det_cfg.model.type == 'MaskRCNN' and det_cfg.model.backbone == dict(type='FocalTransformer', arch='tiny')
+    assert seg_cfg.model.decode_head.type == 'UPerHead'
