@@ -1,0 +1,357 @@
+"""FocalTransformer: shapes for any size, freezing, checkpointing, loading, errors, sizes."""
+
+import logging
+import os.path as osp
+from typing import Tuple
+
+import pytest
+import torch
+import torch.nn as nn
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from mmengine.logging import MMLogger
+
+from mmfocal.models import FocalTransformer
+
+SMALL = dict(embed_dims=32, depths=(1, 1, 1, 1), num_heads=(1, 2, 4, 8), drop_path_rate=0.)
+
+
+def expected_sizes(h: int, w: int, conv_embed: bool = False) -> list:
+    if conv_embed:
+        h, w = (h - 3) // 4 + 1, (w - 3) // 4 + 1
+        sizes = [(h, w)]
+        for _ in range(3):
+            h, w = (h + 1) // 2, (w + 1) // 2
+            sizes.append((h, w))
+        return sizes
+    h, w = -(-h // 4), -(-w // 4)
+    sizes = [(h, w)]
+    for _ in range(3):
+        h, w = h // 2, w // 2
+        sizes.append((h, w))
+    return sizes
+
+
+def small_model(**kwargs) -> FocalTransformer:
+    model = FocalTransformer(**{**SMALL, **kwargs})
+    model.init_weights()
+    return model
+
+
+# --- shapes -------------------------------------------------------------------------------
+
+def test_tiny_outputs_four_nchw_maps_with_official_channels() -> None:
+    model = FocalTransformer(arch='tiny').eval()
+    with torch.no_grad():
+        feats = model(torch.rand(2, 3, 224, 224))
+    assert [tuple(f.shape) for f in feats] == [(2, 96, 56, 56), (2, 192, 28, 28), (2, 384, 14, 14), (2, 768, 7, 7)]
+
+
+@pytest.mark.parametrize('hw', [(224, 224), (112, 137), (511, 511), (800, 1333)])
+def test_output_strides_for_any_size(hw: Tuple[int, int]) -> None:
+    model = small_model().eval()
+    with torch.no_grad():
+        feats = model(torch.rand(2, 3, *hw))
+    assert [tuple(f.shape[2:]) for f in feats] == expected_sizes(*hw)
+    assert [f.shape[1] for f in feats] == [32, 64, 128, 256]
+    assert all(torch.isfinite(f).all() for f in feats)
+
+
+def test_base_channels_and_out_indices_subset() -> None:
+    model = FocalTransformer(arch='base', depths=(1, 1, 1, 1), out_indices=(1, 2, 3)).eval()
+    with torch.no_grad():
+        feats = model(torch.rand(1, 3, 64, 96))
+    assert [f.shape[1] for f in feats] == [256, 512, 1024]
+    assert not hasattr(model, 'norm0') and hasattr(model, 'norm3')
+
+
+def test_conv_embed_sizes() -> None:
+    model = small_model(use_conv_embed=True).eval()
+    with torch.no_grad():
+        feats = model(torch.rand(1, 3, 150, 97))
+    assert [tuple(f.shape[2:]) for f in feats] == expected_sizes(150, 97, conv_embed=True)
+
+
+@settings(max_examples=12, deadline=None)
+@given(h=st.integers(32, 260), w=st.integers(32, 260), batch=st.integers(1, 2))
+def test_property_any_size_gives_right_strides(h: int, w: int, batch: int) -> None:
+    model = _PROPERTY_MODEL
+    with torch.no_grad():
+        feats = model(torch.rand(batch, 3, h, w))
+    assert [tuple(f.shape) for f in feats] == [(batch, c, *s) for c, s in zip((32, 64, 128, 256), expected_sizes(h, w))]
+    assert all(torch.isfinite(f).all() for f in feats)
+
+
+_PROPERTY_MODEL = FocalTransformer(**SMALL, focal_windows=(15, 13, 9, 7), expand_sizes=3).eval()
+
+
+def test_stem_padding_equals_explicit_zero_padding() -> None:
+    """An image that is not a multiple of 4 gives exactly the features of its zero-padded version."""
+    model = small_model().eval()
+    x = torch.rand(1, 3, 221, 158)
+    padded = torch.zeros(1, 3, 224, 160)
+    padded[:, :, :221, :158] = x
+    with torch.no_grad():
+        for a, b in zip(model(x), model(padded)):
+            assert torch.equal(a, b)
+
+
+def test_block_crops_padding_back() -> None:
+    """Maps that are not multiples of the window are padded inside each block and cropped back."""
+    block = small_model().layers[0].blocks[0]
+    x = torch.rand(2, 10 * 13, 32)
+    out = block(x, (10, 13))
+    assert out.shape == x.shape
+
+
+def test_rejects_too_small_or_non_image_input() -> None:
+    model = small_model()
+    with pytest.raises(ValueError, match='H, W >= 32'):
+        model(torch.rand(1, 3, 31, 64))
+    with pytest.raises(ValueError, match=r'\(B, C, H, W\)'):
+        model(torch.rand(3, 64, 64))
+
+
+# --- training behaviour ----------------------------------------------------------------------
+
+def test_frozen_stages_are_frozen_from_construction_and_stay_frozen() -> None:
+    model = FocalTransformer(**SMALL, frozen_stages=2)
+    frozen = [model.patch_embed, model.layers[0], model.layers[1], model.norm0, model.norm1]
+    assert all(not p.requires_grad for m in frozen for p in m.parameters())
+    assert all(p.requires_grad for m in (model.layers[2], model.norm2) for p in m.parameters())
+    model.train()
+    assert all(not m.training for m in frozen) and model.layers[2].training
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    sum(f.sum() for f in model(torch.rand(1, 3, 64, 64))).backward()
+    opt.step()
+    after = model.state_dict()
+    for name in before:
+        is_frozen = name.startswith(('patch_embed.', 'layers.0.', 'layers.1.', 'norm0.', 'norm1.'))
+        assert torch.equal(before[name], after[name]) == is_frozen, name
+
+
+def test_with_cp_gives_identical_outputs_and_gradients() -> None:
+    plain = small_model()
+    ckpt = FocalTransformer(**SMALL, with_cp=True)
+    ckpt.load_state_dict(plain.state_dict())
+    x = torch.rand(2, 3, 70, 90)
+    outs = []
+    for model in (plain, ckpt):
+        model.train()
+        model.zero_grad()
+        feats = model(x)
+        sum((f * f).mean() for f in feats).backward()
+        outs.append((feats, {n: p.grad.clone() for n, p in model.named_parameters()}))
+    for a, b in zip(outs[0][0], outs[1][0]):
+        assert torch.allclose(a, b, atol=1e-6)
+    for name, grad in outs[0][1].items():
+        assert torch.allclose(grad, outs[1][1][name], atol=1e-6), name
+
+
+def test_drop_path_is_stochastic_in_training_only() -> None:
+    model = small_model(drop_path_rate=0.5)
+    x = torch.rand(1, 3, 64, 64)
+    model.train()
+    a, b = model(x)[3], model(x)[3]
+    assert not torch.allclose(a, b)
+    model.eval()
+    with torch.no_grad():
+        assert torch.equal(model(x)[3], model(x)[3])
+
+
+def test_norm_eval_keeps_norms_in_eval_mode() -> None:
+    model = small_model(norm_eval=True).train()
+    norms = [m for m in model.modules() if isinstance(m, nn.LayerNorm)]
+    assert norms and all(not m.training for m in norms)
+    assert model.layers[0].blocks[0].attn.training
+
+
+def test_bf16_autocast_on_cpu_is_finite() -> None:
+    model = small_model().eval()
+    with torch.no_grad(), torch.autocast('cpu', dtype=torch.bfloat16):
+        feats = model(torch.rand(1, 3, 96, 128))
+    assert all(torch.isfinite(f.float()).all() for f in feats)
+
+
+def test_fast_and_reference_attention_agree_in_training_with_gradients() -> None:
+    fast = small_model(focal_windows=(15, 13, 9, 7), expand_sizes=3)
+    ref = FocalTransformer(**SMALL, focal_windows=(15, 13, 9, 7), expand_sizes=3, attn_impl='reference')
+    ref.load_state_dict(fast.state_dict())
+    for hw in [(64, 64), (100, 150), (224, 224)]:
+        x = torch.rand(2, 3, *hw)
+        grads = []
+        for model in (fast, ref):
+            model.train()
+            model.zero_grad()
+            feats = model(x)
+            sum(f.square().mean() for f in feats).backward()
+            grads.append((feats, [p.grad for p in model.parameters()]))
+        for a, b in zip(grads[0][0], grads[1][0]):
+            assert (a - b).abs().max() <= 1e-4
+        for a, b in zip(grads[0][1], grads[1][1]):
+            assert torch.allclose(a, b, atol=1e-4, rtol=1e-3)
+
+
+# --- parameter counts (spec section 7: official backbone without head) ------------------------
+
+@pytest.mark.parametrize('arch,official_with_final_norm,final_norm', [
+    ('tiny', 28_111_380, 2 * 768), ('small', 50_372_940, 2 * 768), ('base', 88_790_400, 2 * 1024)])
+def test_parameter_counts_match_official(arch: str, official_with_final_norm: int, final_norm: int) -> None:
+    model = FocalTransformer(arch=arch)
+    channels = [model.embed_dims * 2 ** i for i in range(4)]
+    ours = sum(p.numel() for p in model.parameters())
+    # we replace the final norm by four output norms norm0..norm3
+    assert ours == official_with_final_norm - final_norm + sum(2 * c for c in channels)
+
+
+# --- checkpoints ----------------------------------------------------------------------------
+
+def official_layout(model: FocalTransformer) -> dict:
+    """A state dict laid out like an official checkpoint: head, index buffers, final norm."""
+    state = {k: v.clone() for k, v in model.state_dict().items() if not k.startswith('norm')}
+    state['norm.weight'] = torch.rand(256)
+    state['norm.bias'] = torch.rand(256)
+    state['head.weight'] = torch.rand(10, 256)
+    state['head.bias'] = torch.rand(10)
+    for name, buf in model.named_buffers(remove_duplicate=False):
+        if name.endswith(('relative_position_index', 'relative_position_index_0', 'valid_ind_rolled')):
+            state[name] = buf.clone()
+    return state
+
+
+class LogCapture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+@pytest.fixture
+def log_lines():
+    logger = MMLogger.get_current_instance()
+    handler = LogCapture()
+    logger.addHandler(handler)
+    yield handler.lines
+    logger.removeHandler(handler)
+
+
+@pytest.mark.parametrize('layout', ['bare', 'model', 'state_dict_backbone', 'module_backbone'])
+def test_checkpoint_layouts_load_with_no_missing_backbone_keys(tmp_path, layout: str, log_lines) -> None:
+    source = small_model()
+    official = official_layout(source)
+    if layout == 'bare':
+        ckpt = official
+    elif layout == 'model':
+        ckpt = {'model': official, 'epoch': 3}
+    elif layout == 'state_dict_backbone':
+        ckpt = {'state_dict': {**{f'backbone.{k}': v for k, v in source.state_dict().items()},
+                               'neck.conv.weight': torch.rand(3)}, 'meta': {}}
+    else:
+        ckpt = {**{f'module.backbone.{k}': v for k, v in source.state_dict().items()},
+                'module.rpn_head.conv.weight': torch.rand(3)}
+    path = str(tmp_path / 'ckpt.pth')
+    torch.save(ckpt, path)
+    model = FocalTransformer(**SMALL, init_cfg=dict(type='Pretrained', checkpoint=path))
+    model.init_weights()
+    report = model.load_pretrained(path)
+    if layout in ('bare', 'model'):
+        assert sorted(report['missing']) == [f'norm{i}.{p}' for i in range(3) for p in ('bias', 'weight')]
+        assert torch.equal(model.norm3.weight, official['norm.weight'])  # final norm initialises norm3
+    else:
+        assert report['missing'] == []
+    assert report['unexpected'] == []
+    for name, tensor in source.state_dict().items():
+        if not name.startswith('norm'):
+            assert torch.equal(model.state_dict()[name], tensor), name
+    assert any('FocalTransformer: loaded' in line and 'missing (newly initialised)' in line for line in log_lines)
+
+
+def test_bigger_focal_windows_resize_tables_with_a_log_line(tmp_path, log_lines) -> None:
+    source = small_model()  # ImageNet focal windows (7, 5, 3, 1)
+    with torch.no_grad():
+        source.layers[0].blocks[0].attn.relative_position_bias_table_to_windows[0].fill_(0.7)
+    path = str(tmp_path / 'in1k.pth')
+    torch.save({'model': official_layout(source)}, path)
+    model = FocalTransformer(**SMALL, focal_windows=(15, 13, 9, 7), init_cfg=dict(type='Pretrained', checkpoint=path))
+    model.init_weights()
+    table = model.layers[0].blocks[0].attn.relative_position_bias_table_to_windows[0]
+    assert table.shape == (1, 21 * 21)
+    assert torch.allclose(table, torch.full_like(table, 0.7))  # bilinear resizing keeps a constant table
+    assert any('resized' in line and 'relative_position_bias_table_to_windows' in line for line in log_lines)
+
+
+def test_load_from_detector_checkpoint_resizes_through_the_hook(log_lines) -> None:
+    source = small_model()
+    target = nn.Module()
+    target.backbone = FocalTransformer(**SMALL, focal_windows=(9, 9, 9, 9))
+    state = {f'backbone.{k}': v for k, v in source.state_dict().items()}
+    state['backbone.layers.0.blocks.0.attn.relative_position_index'] = torch.zeros(49, 49, dtype=torch.long)
+    result = target.load_state_dict(state, strict=True)  # index buffers dropped, tables resized
+    assert result.missing_keys == [] and result.unexpected_keys == []
+    assert any('resized bias tables' in line for line in log_lines)
+
+
+def test_offline_converter_matches_online_loading(tmp_path) -> None:
+    import subprocess
+    import sys
+    source = small_model()
+    src, dst = str(tmp_path / 'official.pth'), str(tmp_path / 'converted.pth')
+    torch.save({'model': official_layout(source)}, src)
+    tool = osp.join(osp.dirname(__file__), '..', 'tools', 'model_converters', 'focal2mmfocal.py')
+    subprocess.run([sys.executable, tool, src, dst], check=True, capture_output=True)
+    converted = torch.load(dst, weights_only=True)['state_dict']
+    assert not any(k.startswith('head.') or k.endswith('relative_position_index') for k in converted)
+    assert 'norm.weight' in converted  # kept under its name: the backbone maps it when it has norm3
+    model = FocalTransformer(**SMALL, init_cfg=dict(type='Pretrained', checkpoint=dst))
+    model.init_weights()
+    assert torch.equal(model.layers[2].blocks[0].attn.qkv.weight, source.layers[2].blocks[0].attn.qkv.weight)
+
+
+# --- errors ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('kwargs,message', [
+    (dict(arch='huge'), "Unknown arch 'huge'"),
+    (dict(depths=(2, 2, 6), num_heads=(3, 6, 12, 24)), 'num_heads has 4 entries but depths has 3'),
+    (dict(focal_windows=(7, 5, 3)), 'focal_windows has 3 entries'),
+    (dict(expand_sizes=(3, 3)), 'expand_sizes has 2 entries'),
+    (dict(focal_levels=(2, 2, 2, 3)), 'focal_levels\\[3\\]=3'),
+    (dict(focal_windows=(7, 5, 4, 1)), 'focal_windows\\[2\\]=4: must be a positive odd number'),
+    (dict(out_indices=(0, 4)), 'out_indices=\\(0, 4\\) out of range'),
+    (dict(window_size=0), 'window_size must be >= 1'),
+    (dict(expand_sizes=(7, 3, 3, 0)), 'expand_sizes\\[0\\]=7'),
+    (dict(num_heads=(5, 6, 12, 24)), 'not divisible by num_heads=5'),
+    (dict(frozen_stages=7), 'frozen_stages=7'),
+    (dict(attn_impl='flash'), "attn_impl='flash'"),
+])
+def test_bad_arguments_fail_at_construction(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        FocalTransformer(**kwargs)
+
+
+def test_missing_checkpoint_fails_at_construction(tmp_path) -> None:
+    with pytest.raises(FileNotFoundError, match='checkpoint not found'):
+        FocalTransformer(init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'nope.pth')))
+
+
+def test_checkpoint_of_another_width_fails_at_construction(tmp_path) -> None:
+    path = str(tmp_path / 'wide.pth')
+    torch.save({'model': FocalTransformer(**{**SMALL, 'embed_dims': 64}).state_dict()}, path)
+    with pytest.raises(ValueError, match='another width'):
+        FocalTransformer(**SMALL, init_cfg=dict(type='Pretrained', checkpoint=path))
+
+
+def test_checkpoint_without_focal_weights_is_rejected(tmp_path) -> None:
+    path = str(tmp_path / 'resnet.pth')
+    torch.save({'state_dict': {'conv1.weight': torch.rand(3)}}, path)
+    with pytest.raises(ValueError, match='No Focal Transformer weights'):
+        FocalTransformer(**SMALL, init_cfg=dict(type='Pretrained', checkpoint=path))
+
+
+def test_incompatible_table_is_a_clear_error() -> None:
+    source = small_model()
+    model = FocalTransformer(**SMALL, expand_sizes=(2, 3, 3, 0))
+    with pytest.raises(ValueError, match='cannot be resized'):
+        model.load_state_dict(source.state_dict())
