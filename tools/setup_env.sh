@@ -41,6 +41,11 @@ say "installing torch 2.14.1 + torchvision 0.29.1"
 "${PIP[@]}" -q torch==2.14.1 torchvision==0.29.1
 
 has_mmcv_ops() { "$PY" -c 'import mmcv, mmcv.ops; assert mmcv.__version__ == "2.1.0"' >/dev/null 2>&1; }
+# installed with its compiled extension (importing it may still wait for mmcv's dependencies)
+has_mmcv_ext() {
+    "$PY" -m pip show mmcv 2>/dev/null | grep -q '^Version: 2.1.0$' &&
+        ls "$VENV"/lib/python*/site-packages/mmcv/_ext*.so >/dev/null 2>&1
+}
 
 find_wheel() {  # prints the first mmcv 2.1.0 wheel found in the given directories
     local d
@@ -51,7 +56,7 @@ find_wheel() {  # prints the first mmcv 2.1.0 wheel found in the given directori
     return 1
 }
 
-if has_mmcv_ops; then
+if has_mmcv_ext; then
     say "mmcv 2.1.0 with ops already installed"
 elif whl="$(find_wheel "${MMFOCAL_WHEEL_DIR:-}" "$WHEEL_CACHE")"; then
     say "installing mmcv 2.1.0 from $whl"
@@ -72,10 +77,11 @@ else
         "$PY" -m pip wheel -v --no-build-isolation --no-deps . -w "$WHEEL_CACHE")
     "${PIP[@]}" -q --no-deps "$(find_wheel "$WHEEL_CACHE")"
 fi
-has_mmcv_ops || { say "error: mmcv.ops does not import after installation"; exit 1; }
 
+# mmcv's own dependencies (mmengine, addict, yapf, ...) come with the requirements, so check its ops after.
 say "installing the OpenMMLab stack, test tools and mmfocal (editable)"
 "${PIP[@]}" -q -r "$REPO/requirements.txt" -r "$REPO/requirements-test.txt"
 "${PIP[@]}" -q --no-deps -e "$REPO"
+has_mmcv_ops || { say "error: mmcv.ops does not import after installation:"; "$PY" -c 'import mmcv.ops'; exit 1; }
 "$PY" -c 'import mmfocal, mmcv.ops, mmdet, mmseg; print("[setup_env] ok: mmfocal", mmfocal.__version__)'
 echo "$want_hash" > "$STAMP"

@@ -1,0 +1,57 @@
+# Building blocks shared by the mmfocal COCO configs. Only new names (focal_*, *_pipeline), so this file can
+# sit beside an mmdet config in a `_base_` list without duplicate keys; configs pick what they need with
+# {{_base_.name}}.
+
+custom_imports = dict(imports=['mmfocal'], allow_failed_imports=False)
+
+# The paper's AdamW (lr 1e-4, wd 0.05) without decay on bias tables and norms. `relative_position_bias_table`
+# matches by substring, so it also covers ..._to_neighbors and ..._to_windows.
+focal_optim_wrapper = dict(
+    type='OptimWrapper',
+    optimizer=dict(_delete_=True, type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05),
+    paramwise_cfg=dict(custom_keys={
+        'absolute_pos_embed': dict(decay_mult=0.),
+        'relative_position_bias_table': dict(decay_mult=0.),
+        'norm': dict(decay_mult=0.)
+    }))
+focal_1x_param_scheduler = [
+    dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=1000),
+    dict(type='MultiStepLR', begin=0, end=12, by_epoch=True, milestones=[8, 11], gamma=0.1)
+]
+_ms_scales = [(480, 1333), (512, 1333), (544, 1333), (576, 1333), (608, 1333), (640, 1333), (672, 1333),
+              (704, 1333), (736, 1333), (768, 1333), (800, 1333)]
+
+# RetinaNet, ATSS, RepPointsV2: shorter side drawn from [480, 800] (paper), no crop branch.
+det_ms_train_pipeline = [
+    dict(type='LoadImageFromFile', backend_args=None),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='RandomChoiceResize', scales=_ms_scales, keep_ratio=True),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackDetInputs')
+]
+
+
+def _crop_ms(with_mask):
+    # Mask R-CNN, Cascade, Sparse R-CNN: the Swin baselines' DETR-style 50% crop branch.
+    return [
+        dict(type='LoadImageFromFile', backend_args=None),
+        dict(type='LoadAnnotations', with_bbox=True, with_mask=with_mask),
+        dict(type='RandomFlip', prob=0.5),
+        dict(type='RandomChoice', transforms=[
+            [dict(type='RandomChoiceResize', scales=_ms_scales, keep_ratio=True)],
+            [dict(type='RandomChoiceResize', scales=[(400, 1333), (500, 1333), (600, 1333)], keep_ratio=True),
+             dict(type='RandomCrop', crop_type='absolute_range', crop_size=(384, 600), allow_negative_crop=True),
+             dict(type='RandomChoiceResize', scales=_ms_scales, keep_ratio=True)],
+        ]),
+        dict(type='PackDetInputs')
+    ]
+
+
+ins_crop_ms_train_pipeline = _crop_ms(True)
+det_crop_ms_train_pipeline = _crop_ms(False)
+del _crop_ms
+
+focal_3x_param_scheduler = [
+    dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=1000),
+    dict(type='MultiStepLR', begin=0, end=36, by_epoch=True, milestones=[27, 33], gamma=0.1)
+]

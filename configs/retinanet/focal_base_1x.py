@@ -1,0 +1,6 @@
+# RetinaNet + Focal-B, 1x. Paper (Table 3): 46.3 box AP.
+_base_ = './focal_tiny_1x.py'
+pretrained = 'checkpoints/focal-base-is224-ws7.pth'
+model = dict(
+    backbone=dict(arch='base', drop_path_rate=0.3, init_cfg=dict(checkpoint=pretrained)),
+    neck=dict(in_channels=[256, 512, 1024]))

@@ -1,0 +1,5 @@
+# Sparse R-CNN + Focal-T, 3x, 300 proposals, multi-scale with crop branch. Paper (Table 5): 49.0 box AP.
+_base_ = './focal_tiny_1x.py'
+train_dataloader = dict(dataset=dict(pipeline={{_base_.det_crop_ms_train_pipeline}}))
+train_cfg = dict(max_epochs=36)
+param_scheduler = {{_base_.focal_3x_param_scheduler}}

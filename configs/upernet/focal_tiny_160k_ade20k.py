@@ -1,0 +1,19 @@
+# UPerNet + Focal-T, ADE20K, 512x512 crops, 160k iterations, batch 16. README target: 45.8 mIoU (47.0 MS).
+# Backbone: the conv-embedding ("useconv") checkpoint, which is what matches the README's parameter
+# counts (README, "Parameter counts"); focal windows as in detection (the paper does not state them).
+_base_ = ['mmseg::swin/swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512.py']
+custom_imports = dict(imports=['mmfocal'], allow_failed_imports=False)
+pretrained = 'checkpoints/focal-tiny-useconv-is224-ws7.pth'
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='FocalTransformer',
+        arch='tiny',
+        use_conv_embed=True,
+        focal_windows=(15, 13, 9, 7),
+        expand_sizes=(3, 3, 3, 0),
+        drop_path_rate=0.3,
+        out_indices=(0, 1, 2, 3),
+        init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
+    decode_head=dict(in_channels=[96, 192, 384, 768], num_classes=150),
+    auxiliary_head=dict(in_channels=384, num_classes=150))
