@@ -1,0 +1,61 @@
+"""Table of every config: our params/FLOPs against the paper's.
+
+Usage:
+    python tools/analysis/model_table.py            # params and FLOPs (about a minute per config on 2 cores)
+    python tools/analysis/model_table.py --no-flops # params only (seconds)
+    python tools/analysis/model_table.py --seg-shape 512 2048
+
+Detection FLOPs are counted at 1280x800. UPerNet FLOPs are counted at --seg-shape (default 512x2048, the
+input size Swin's segmentation tables use, which the published UPerNet numbers follow).
+"""
+
+import argparse
+import glob
+import os
+import sys
+import warnings
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..'))
+REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..')
+
+
+def main() -> None:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--no-flops', action='store_true')
+    parser.add_argument('--seg-shape', type=int, nargs=2, default=(512, 2048), metavar=('H', 'W'))
+    parser.add_argument('--filter', default='', help='only configs whose path contains this')
+    args = parser.parse_args()
+    warnings.filterwarnings('ignore')
+    from mmengine.config import Config
+
+    from mmfocal.analysis import PAPER_TABLE, complexity, paper_key
+    seen = set()
+    print(f'| {"config":34s} | params (M) | paper | diff | FLOPs (G) | paper | diff | input |')
+    print(f'|{"-" * 36}|-----------:|------:|-----:|----------:|------:|-----:|-------|')
+    for path in sorted(glob.glob(os.path.join(REPO, 'configs', '[!_]*', 'focal_*.py'))):
+        key = paper_key(path)
+        rel = os.path.relpath(path, REPO)
+        if args.filter not in rel or key in seen:  # 1x and 3x build the same model
+            continue
+        seen.add(key)
+        cfg = Config.fromfile(path)
+        shape = tuple(args.seg_shape) if cfg.get('default_scope') == 'mmseg' else None
+        res = complexity(cfg, shape, flops=not args.no_flops)
+        paper_params, paper_flops = PAPER_TABLE.get(key, (None, None))
+        params = res['params'] / 1e6
+        p_diff = f'{100 * (params / paper_params - 1):+.1f}%' if paper_params else '-'
+        if 'flops' in res:
+            flops = res['flops'] / 1e9
+            f_diff = f'{100 * (flops / paper_flops - 1):+.1f}%' if paper_flops else '-'
+            flops_s = f'{flops:.0f}'
+        else:
+            flops_s, f_diff = '-', '-'
+        h, w = res['shape']
+        print(f'| {key + " (1x/3x)" if "upernet" not in key else key:34s} | {params:10.2f} | '
+              f'{paper_params or "-":>5} | {p_diff:>4} | {flops_s:>9} | {paper_flops or "-":>5} | {f_diff:>4} | '
+              f'{w}x{h} |', flush=True)
+
+
+if __name__ == '__main__':
+    main()
