@@ -1,0 +1,45 @@
+# UPerNet + Focal-T (the ADE20K config) on the embedded demo data: only data, image size and schedule
+# differ. Trains from scratch for a few minutes on a CPU.
+# Data: python tools/misc/make_demo_data.py  (data/demo/ade: ground + 3 shapes, 0 = ignored "other")
+_base_ = '../upernet/focal_tiny_160k_ade20k.py'
+
+data_root = 'data/demo/ade'
+classes = ('ground', 'square', 'disc', 'triangle')
+metainfo = dict(classes=classes, palette=[(120, 120, 120), (220, 60, 60), (60, 200, 80), (60, 90, 230)])
+crop_size = (128, 128)
+model = dict(
+    data_preprocessor=dict(size=crop_size),
+    backbone=dict(init_cfg=None, drop_path_rate=0.1),
+    decode_head=dict(num_classes=len(classes), channels=128),
+    auxiliary_head=dict(num_classes=len(classes), channels=64))
+
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='RandomResize', scale=(256, 128), ratio_range=(0.75, 1.5), keep_ratio=True),
+    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.9),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackSegInputs')
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(256, 128), keep_ratio=True),
+    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='PackSegInputs')
+]
+train_dataloader = dict(
+    batch_size=4, num_workers=0, persistent_workers=False,
+    dataset=dict(data_root=data_root, metainfo=metainfo, pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=1, num_workers=0, persistent_workers=False,
+    dataset=dict(data_root=data_root, metainfo=metainfo, pipeline=test_pipeline))
+test_dataloader = val_dataloader
+
+iters = 120
+train_cfg = dict(max_iters=iters, val_interval=iters)
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=10),
+    dict(type='PolyLR', eta_min=0.0, power=1.0, begin=10, end=iters, by_epoch=False)
+]
+optim_wrapper = dict(optimizer=dict(lr=4e-4))
+default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=iters // 2))

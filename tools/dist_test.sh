@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Distributed testing through torchrun; CPU-only machines use gloo.
+#   bash tools/dist_test.sh CONFIG CHECKPOINT NUM_PROCS [test.py args]
+CONFIG=$1
+CHECKPOINT=$2
+NPROC=$3
+NNODES=${NNODES:-1}
+NODE_RANK=${NODE_RANK:-0}
+PORT=${PORT:-29500}
+MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
+PYTHON=${PYTHON:-python}
+cd "$(dirname "$0")/.." || exit 1
+PYTHONPATH="$(pwd):$PYTHONPATH" $PYTHON -m torch.distributed.run \
+    --nnodes="$NNODES" --node_rank="$NODE_RANK" --master_addr="$MASTER_ADDR" \
+    --nproc_per_node="$NPROC" --master_port="$PORT" \
+    tools/test.py "$CONFIG" "$CHECKPOINT" --launcher pytorch "${@:4}"

@@ -1,0 +1,121 @@
+"""Generate the embedded demo datasets (deterministic, a few seconds, no download).
+
+* ``data/demo/coco``: COCO-format instance segmentation. Images with squares, discs and triangles on a
+  textured background; boxes and polygon masks; ``annotations/instances_{train,val}.json``.
+* ``data/demo/ade``: ADE20K-format semantic segmentation of the same kind of scenes:
+  ``images/{training,validation}/*.jpg`` and ``annotations/{training,validation}/*.png`` where 0 is
+  "other" (ignored by ``reduce_zero_label``), 1 the background ground, 2-4 the shapes.
+
+Usage:
+    python tools/misc/make_demo_data.py [--out data/demo] [--train 24] [--val 8] [--size 256]
+"""
+
+import argparse
+import json
+import math
+import os
+from typing import Dict, List, Tuple
+
+import cv2
+import numpy as np
+
+CLASSES = ('square', 'disc', 'triangle')
+SEG_CLASSES = ('ground', ) + CLASSES
+COLORS = {'square': (220, 60, 60), 'disc': (60, 200, 80), 'triangle': (60, 90, 230)}
+
+
+def _polygon(kind: str, cx: float, cy: float, r: float, angle: float) -> np.ndarray:
+    """Outline of a shape as an (N, 2) float polygon."""
+    if kind == 'disc':
+        n = 24
+        t = np.linspace(0, 2 * math.pi, n, endpoint=False)
+        return np.stack([cx + r * np.cos(t), cy + r * np.sin(t)], 1)
+    n = 4 if kind == 'square' else 3
+    t = angle + np.arange(n) * 2 * math.pi / n
+    return np.stack([cx + r * np.cos(t), cy + r * np.sin(t)], 1)
+
+
+def make_scene(rng: np.random.RandomState, size: Tuple[int, int]) -> Tuple[np.ndarray, np.ndarray, List[dict]]:
+    """One image, its semantic map and its instances (class name, polygon)."""
+    h, w = size
+    base = rng.randint(90, 160, 3)
+    noise = rng.randint(-25, 25, (h // 8 + 1, w // 8 + 1, 3))
+    img = np.clip(base + cv2.resize(noise.astype(np.float32), (w, h)), 0, 255).astype(np.uint8)
+    seg = np.ones((h, w), np.uint8)  # ground
+    if rng.rand() < 0.5:  # an unlabelled strip ("other", ignored by reduce_zero_label)
+        y = rng.randint(0, h - 12)
+        img[y:y + 10] = rng.randint(0, 255, 3)
+        seg[y:y + 10] = 0
+    instances = []
+    occupied = np.zeros((h, w), bool)
+    for _ in range(rng.randint(2, 5)):
+        kind = CLASSES[rng.randint(len(CLASSES))]
+        for _attempt in range(20):
+            r = rng.uniform(0.08, 0.2) * min(h, w)
+            cx, cy = rng.uniform(r, w - r), rng.uniform(r, h - r)
+            poly = _polygon(kind, cx, cy, r, rng.uniform(0, math.pi))
+            mask = np.zeros((h, w), np.uint8)
+            cv2.fillPoly(mask, [np.round(poly).astype(np.int32)], 1)
+            if not (mask.astype(bool) & occupied).any():
+                break
+        else:
+            continue
+        occupied |= mask.astype(bool)
+        color = np.array(COLORS[kind]) + rng.randint(-20, 20, 3)
+        img[mask.astype(bool)] = np.clip(color, 0, 255)
+        seg[mask.astype(bool)] = SEG_CLASSES.index(kind) + 1
+        instances.append(dict(kind=kind, polygon=poly, mask=mask))
+    return img, seg, instances
+
+
+def write_split(out: str, split: str, n: int, seed: int, size: Tuple[int, int]) -> Dict[str, int]:
+    """Write one split of both datasets; returns counts."""
+    rng = np.random.RandomState(seed)
+    coco_img_dir = os.path.join(out, 'coco', f'{split}')
+    ade_split = 'training' if split == 'train' else 'validation'
+    ade_img_dir = os.path.join(out, 'ade', 'images', ade_split)
+    ade_ann_dir = os.path.join(out, 'ade', 'annotations', ade_split)
+    for d in (coco_img_dir, ade_img_dir, ade_ann_dir):
+        os.makedirs(d, exist_ok=True)
+    images, annotations = [], []
+    for i in range(n):
+        img, seg, instances = make_scene(rng, size)
+        name = f'demo_{split}_{i:04d}'
+        cv2.imwrite(os.path.join(coco_img_dir, name + '.jpg'), img[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
+        cv2.imwrite(os.path.join(ade_img_dir, name + '.jpg'), img[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
+        cv2.imwrite(os.path.join(ade_ann_dir, name + '.png'), seg)
+        images.append(dict(id=i + 1, file_name=name + '.jpg', height=size[0], width=size[1]))
+        for inst in instances:
+            x, y, bw, bh = cv2.boundingRect(inst['mask'])
+            annotations.append(dict(
+                id=len(annotations) + 1, image_id=i + 1, category_id=CLASSES.index(inst['kind']) + 1,
+                bbox=[float(x), float(y), float(bw), float(bh)], area=float(inst['mask'].sum()), iscrowd=0,
+                segmentation=[[round(float(v), 2) for v in inst['polygon'].flatten()]]))
+    categories = [dict(id=i + 1, name=c, supercategory='shape') for i, c in enumerate(CLASSES)]
+    ann_dir = os.path.join(out, 'coco', 'annotations')
+    os.makedirs(ann_dir, exist_ok=True)
+    with open(os.path.join(ann_dir, f'instances_{split}.json'), 'w') as f:
+        json.dump(dict(images=images, annotations=annotations, categories=categories), f)
+    return dict(images=len(images), instances=len(annotations))
+
+
+def make_demo_data(out: str = 'data/demo', n_train: int = 24, n_val: int = 8, size: int = 256) -> None:
+    """Create both demo datasets under ``out`` (overwriting)."""
+    for split, n, seed in (('train', n_train, 0), ('val', n_val, 1)):
+        counts = write_split(out, split, n, seed, (size, size))
+        print(f'demo {split}: {counts["images"]} images, {counts["instances"]} instances -> {out}')
+
+
+def main() -> None:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--out', default='data/demo')
+    parser.add_argument('--train', type=int, default=24)
+    parser.add_argument('--val', type=int, default=8)
+    parser.add_argument('--size', type=int, default=256)
+    args = parser.parse_args()
+    make_demo_data(args.out, args.train, args.val, args.size)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,105 @@
+"""Evaluate a checkpoint: COCO bbox/segm AP for detection configs, mIoU for segmentation configs.
+
+Usage:
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out results.pkl] [--show-dir DIR] [--tta]
+        [--cfg-options key=value ...] [--launcher none|pytorch|slurm|mpi]
+    bash tools/dist_test.sh CONFIG CHECKPOINT NUM_PROCS [args]
+
+The backbone's ImageNet ``init_cfg`` is not needed here (the checkpoint holds all weights) and is ignored.
+"""
+
+import argparse
+import os
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
+
+
+def parse_args() -> argparse.Namespace:
+    """Command-line arguments, as in mmdet's and mmseg's tools/test.py."""
+    from mmengine.config import DictAction
+    parser = argparse.ArgumentParser(description='Test (and evaluate) a model')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='the directory to save the evaluation metrics')
+    parser.add_argument('--out', help='dump predictions to a pickle file (.pkl)')
+    parser.add_argument('--show-dir', help='directory where painted images are saved')
+    parser.add_argument('--tta', action='store_true', help='test-time augmentation (the config\'s tta_pipeline)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override settings in the config, key=value')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def build_config(args: argparse.Namespace):
+    """Load and prepare the config; raise UserError on bad input."""
+    from mmengine.config import Config, ConfigDict
+
+    from mmfocal.apis import strip_pretrained, syncbn_to_bn, task_of
+    from mmfocal.runtime import UserError, check_dataset_paths, setup_distributed_cpu
+    if not osp.isfile(args.config):
+        raise UserError(f'config file not found: {args.config}')
+    if not osp.isfile(args.checkpoint):
+        raise UserError(f'checkpoint not found: {args.checkpoint} (train one with tools/train.py, '
+                        'or give the path of a downloaded one)')
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    scope = task_of(cfg)
+    strip_pretrained(cfg)
+    cfg.launcher = args.launcher
+    cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
+        './work_dirs', osp.splitext(osp.basename(args.config))[0])
+    distributed_cpu = setup_distributed_cpu(cfg, args.launcher)
+    syncbn_to_bn(cfg, distributed=args.launcher != 'none' and not distributed_cpu)
+    cfg.load_from = args.checkpoint
+    cfg.resume = False
+    if args.show_dir:
+        vis = cfg.default_hooks.get('visualization')
+        if vis is None:
+            raise UserError('--show-dir needs a visualization hook in default_hooks (mmdet/mmseg runtimes have one)')
+        vis.draw = True
+        vis.interval = 1
+        if scope == 'mmdet':
+            vis.test_out_dir = args.show_dir
+        else:
+            vis.show = False
+            cfg.visualizer.save_dir = args.show_dir
+    if args.out:
+        if not args.out.endswith(('.pkl', '.pickle')):
+            raise UserError('--out must be a .pkl file')
+        evaluator = cfg.test_evaluator
+        dump = ConfigDict(type='DumpResults', out_file_path=args.out) if scope == 'mmdet' else None
+        if dump is not None:
+            cfg.test_evaluator = (list(evaluator) if isinstance(evaluator, (list, tuple)) else [evaluator]) + [dump]
+        else:
+            cfg.test_evaluator.output_dir = osp.dirname(args.out) or '.'
+    if args.tta:
+        if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
+            raise UserError(f'--tta: {args.config} defines no tta_model/tta_pipeline')
+        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+        cfg.tta_model.module = cfg.model
+        cfg.model = cfg.tta_model
+    check_dataset_paths(cfg, scope, ['test_dataloader'])
+    return cfg, scope
+
+
+def main() -> None:
+    """Entry point."""
+    args = parse_args()
+    import mmfocal  # noqa: F401
+    from mmfocal.runtime import UserError, build_runner, run_guarded
+    try:
+        cfg, scope = build_config(args)
+    except (UserError, ValueError, ImportError, FileNotFoundError) as exc:
+        sys.exit(f'error: {exc}')
+    run_guarded(lambda: build_runner(cfg, scope).test(), cfg)
+
+
+if __name__ == '__main__':
+    main()
