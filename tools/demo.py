@@ -1,29 +1,82 @@
-"""The README's main-job command (``make demo``).
+"""The main job end to end on the embedded demo data (``make demo``).
 
-Until the training tools land, this runs the Focal-T backbone on a synthetic image and prints
-its multi-scale features; it trains nothing and evaluates nothing.
+1. generates the demo datasets (``tools/misc/make_demo_data.py``) if they are missing;
+2. trains Focal-T Mask R-CNN (``configs/demo/mask_rcnn_focal_tiny_demo.py``, the flagship config with demo data,
+   image size and schedule) from scratch on the CPU, evaluates it with the real COCO metric (pycocotools through
+   mmdet's CocoMetric) via ``tools/test.py`` and draws its predictions on a validation image (``tools/infer.py``);
+3. does the same for Focal-T UPerNet (mIoU).
+
+Everything runs through the same commands a user runs; each is printed first. About 8 minutes on 2 cores.
+Outputs: ``work_dirs/demo/{mask_rcnn,upernet}/`` (logs, checkpoints, metrics) and ``*_prediction.png`` there.
 """
 
+import argparse
+import glob
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
 import time
 
-import torch
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+JOBS = [
+    ('mask_rcnn', 'configs/demo/mask_rcnn_focal_tiny_demo.py', 'data/demo/coco/val/demo_val_0000.jpg'),
+    ('upernet', 'configs/demo/upernet_focal_tiny_demo.py', 'data/demo/ade/images/validation/demo_val_0000.jpg'),
+]
 
-import mmfocal
-from mmdet.registry import MODELS
+
+def run(cmd: list) -> None:
+    """Run a command in the repository, echoing it; stop the demo if it fails."""
+    print('\n$ ' + ' '.join(cmd), flush=True)
+    result = subprocess.run(cmd, cwd=REPO)
+    if result.returncode != 0:
+        sys.exit(f'demo stopped: the command above failed with exit code {result.returncode}')
+
+
+def last_metrics(work_dir: str) -> dict:
+    """The metrics line of the newest run's scalars log."""
+    logs = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
+    metrics = {}
+    for line in open(logs[-1]) if logs else []:
+        record = json.loads(line)
+        if any(k.startswith(('coco/', 'mIoU', 'aAcc')) for k in record):
+            metrics = record
+    return metrics
 
 
 def main() -> None:
-    """Build Focal-T through mmdet's registry and print its feature pyramid for one 800×1216 image."""
-    model = MODELS.build(dict(type='FocalTransformer', arch='tiny', focal_windows=(15, 13, 9, 7))).eval()
-    x = torch.rand(1, 3, 800, 1216)
-    start = time.perf_counter()
-    with torch.no_grad():
-        feats = model(x)
-    print(f'mmfocal {mmfocal.__version__}: Focal-T (random weights), input {tuple(x.shape)}, '
-          f'{time.perf_counter() - start:.1f} s on {torch.get_num_threads()} threads')
-    for i, f in enumerate(feats):
-        print(f'  stage {i + 1}: {tuple(f.shape)} (stride {x.shape[-1] // f.shape[-1]})')
-    print('Training and evaluation on the embedded demo dataset are not wired up yet (issue #6).')
+    """Entry point."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--only', choices=[j[0] for j in JOBS], help='run one of the two jobs')
+    parser.add_argument('--work-dir', default='work_dirs/demo')
+    args = parser.parse_args()
+    py = sys.executable
+    start = time.time()
+    if not osp.exists(osp.join(REPO, 'data/demo/coco/annotations/instances_val.json')) or \
+            not osp.isdir(osp.join(REPO, 'data/demo/ade/annotations/validation')):
+        run([py, 'tools/misc/make_demo_data.py', '--out', 'data/demo'])
+    summary = []
+    for name, config, image in JOBS:
+        if args.only and args.only != name:
+            continue
+        job_start = time.time()
+        work = osp.join(args.work_dir, name)
+        run([py, 'tools/train.py', config, '--work-dir', work])
+        ckpts = sorted(glob.glob(osp.join(REPO, work, '*.pth')), key=osp.getmtime)
+        checkpoint = osp.relpath(ckpts[-1], REPO)
+        run([py, 'tools/test.py', config, checkpoint, '--work-dir', osp.join(work, 'test')])
+        picture = osp.join(work, f'{name}_prediction.png')
+        run([py, 'tools/infer.py', image, config, checkpoint, '--out', picture])
+        metrics = last_metrics(osp.join(REPO, work, 'test'))
+        keys = ('coco/bbox_mAP', 'coco/segm_mAP') if name == 'mask_rcnn' else ('mIoU', 'aAcc')
+        summary.append(f'{name}: ' + ', '.join(f'{k}={metrics.get(k)}' for k in keys) +
+                       f'; picture {picture}; {time.time() - job_start:.0f} s')
+    print('\n== demo summary (models trained from scratch for a few minutes on synthetic shapes; '
+          'the numbers show the pipeline works, not what Focal-T reaches on COCO/ADE20K) ==')
+    for line in summary:
+        print('  ' + line)
+    print(f'  total {time.time() - start:.0f} s on {os.cpu_count()} CPU cores')
 
 
 if __name__ == '__main__':

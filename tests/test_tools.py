@@ -1,0 +1,180 @@
+"""tools/train.py, test.py, infer.py and dist_train.sh on the embedded demo data (CPU)."""
+
+import glob
+import json
+import os
+import os.path as osp
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+MASK = 'configs/demo/mask_rcnn_focal_tiny_demo.py'
+UPER = 'configs/demo/upernet_focal_tiny_demo.py'
+
+
+def tool(*args: str, check: bool = True, env: dict = None) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True,
+                            env={**os.environ, **(env or {})})
+    if check and result.returncode != 0:
+        raise AssertionError(f'{args} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}')
+    return result
+
+
+@pytest.fixture(scope='module', autouse=True)
+def demo_data() -> None:
+    tool('tools/misc/make_demo_data.py', '--out', 'data/demo')
+
+
+def scalars(work_dir: str) -> list:
+    logs = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
+    return [json.loads(line) for line in open(logs[-1])]
+
+
+def train_losses(work_dir: str) -> list:
+    return [r['loss'] for r in scalars(work_dir) if 'loss' in r]
+
+
+@pytest.mark.slow
+def test_mask_rcnn_demo_trains_checkpoints_and_tests_with_coco_metrics(tmp_path) -> None:
+    work = str(tmp_path / 'mrcnn')
+    tool('tools/train.py', MASK, '--work-dir', work, '--cfg-options', 'train_cfg.max_epochs=2',
+         'train_cfg.val_interval=2', 'default_hooks.logger.interval=2', 'default_hooks.checkpoint.interval=2')
+    losses = train_losses(work)
+    assert len(losses) >= 10
+    assert sum(losses[-3:]) / 3 < 0.9 * sum(losses[:3]) / 3, losses  # training loss falls
+    ckpt = osp.join(work, 'epoch_2.pth')
+    assert osp.isfile(ckpt)
+    out = tool('tools/test.py', MASK, ckpt, '--work-dir', str(tmp_path / 'test'))
+    assert 'Average Precision' in out.stdout  # pycocotools' table
+    metrics = scalars(str(tmp_path / 'test'))[-1]
+    for key in ('coco/bbox_mAP', 'coco/segm_mAP', 'coco/bbox_mAP_50'):
+        assert 0.0 <= metrics[key] <= 1.0
+    # the prediction picture: same size as the image, with something drawn on it
+    import mmcv
+    import numpy as np
+    image = 'data/demo/coco/val/demo_val_0000.jpg'
+    png = str(tmp_path / 'pred.png')
+    tool('tools/infer.py', image, MASK, ckpt, '--out', png, '--score-thr', '0.0')
+    drawn, original = mmcv.imread(png), mmcv.imread(osp.join(REPO, image))
+    assert drawn.shape == original.shape
+    assert np.abs(drawn.astype(int) - original.astype(int)).mean() > 1.0
+
+
+@pytest.mark.slow
+def test_upernet_demo_trains_and_tests_with_miou(tmp_path) -> None:
+    work = str(tmp_path / 'uper')
+    tool('tools/train.py', UPER, '--work-dir', work, '--cfg-options', 'train_cfg.max_iters=24',
+         'train_cfg.val_interval=24', 'default_hooks.logger.interval=4', 'default_hooks.checkpoint.interval=24')
+    losses = train_losses(work)
+    assert losses[-1] < 0.9 * losses[0], losses
+    ckpt = osp.join(work, 'iter_24.pth')
+    tool('tools/test.py', UPER, ckpt, '--work-dir', str(tmp_path / 'test'))
+    metrics = scalars(str(tmp_path / 'test'))[-1]
+    assert 0.0 <= metrics['mIoU'] <= 100.0 and metrics['aAcc'] > 0
+    png = str(tmp_path / 'seg.png')
+    tool('tools/infer.py', 'data/demo/ade/images/validation/demo_val_0001.jpg', UPER, ckpt, '--out', png)
+    import mmcv
+    assert mmcv.imread(png).shape == (256, 256, 3)
+
+
+@pytest.mark.slow
+def test_resume_continues_at_the_saved_iteration_with_the_same_schedule(tmp_path) -> None:
+    opts = ['default_hooks.logger.interval=1', 'default_hooks.checkpoint.interval=4', 'train_cfg.val_interval=100']
+    straight = str(tmp_path / 'straight')
+    tool('tools/train.py', UPER, '--work-dir', straight, '--cfg-options', 'train_cfg.max_iters=8', *opts)
+    work = str(tmp_path / 'interrupted')
+    tool('tools/train.py', UPER, '--work-dir', work, '--cfg-options', 'train_cfg.max_iters=8',
+         'train_cfg.max_iters=4', *opts)  # "interrupted" after 4 iterations (checkpoint at 4)
+    assert osp.isfile(osp.join(work, 'iter_4.pth'))
+    tool('tools/train.py', UPER, '--work-dir', work, '--resume', '--cfg-options', 'train_cfg.max_iters=8', *opts)
+    resumed = [r for r in scalars(work) if 'lr' in r]
+    reference = {r['iter']: r['lr'] for r in scalars(straight) if 'lr' in r}
+    assert [r['iter'] for r in resumed] == [5, 6, 7, 8]
+    for r in resumed:
+        assert r['lr'] == pytest.approx(reference[r['iter']])
+
+
+@pytest.mark.slow
+def test_two_process_gloo_ddp_training(tmp_path) -> None:
+    work = str(tmp_path / 'ddp')
+    result = subprocess.run(
+        ['bash', 'tools/dist_train.sh', UPER, '2', '--work-dir', work, '--cfg-options', 'train_cfg.max_iters=3',
+         'train_cfg.val_interval=100', 'default_hooks.logger.interval=1', 'default_hooks.checkpoint.interval=3'],
+        cwd=REPO, capture_output=True, text=True, env={**os.environ, 'PYTHON': sys.executable, 'PORT': '29531'})
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = open(glob.glob(osp.join(work, '*', '*.log'))[0]).read()
+    assert 'Distributed launcher: pytorch' in log and 'World size: 2' in log
+    assert osp.isfile(osp.join(work, 'iter_3.pth'))
+
+
+# --- clear errors ---------------------------------------------------------------------------
+
+def assert_clean_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert result.returncode != 0
+    assert 'Traceback' not in result.stderr, result.stderr[-2000:]
+    for fragment in fragments:
+        assert fragment in result.stderr, result.stderr[-2000:]
+
+
+def test_missing_dataset_folder_says_where_data_goes() -> None:
+    result = tool('tools/train.py', 'configs/mask_rcnn/focal_tiny_1x.py', check=False)
+    assert_clean_error(result, 'data/coco/', 'does not exist', 'COCO 2017 goes to data/coco', 'make demo')
+    result = tool('tools/train.py', 'configs/upernet/focal_tiny_160k_ade20k.py', check=False)
+    assert_clean_error(result, 'ADE20K goes to data/ade')
+
+
+def test_missing_checkpoint_is_a_clear_error(tmp_path) -> None:
+    result = tool('tools/test.py', MASK, str(tmp_path / 'missing.pth'), check=False)
+    assert_clean_error(result, 'checkpoint not found')
+    result = tool('tools/train.py', MASK, '--resume', str(tmp_path / 'missing.pth'), check=False)
+    assert_clean_error(result, '--resume checkpoint not found')
+
+
+def test_missing_pretrained_backbone_is_a_clear_error(tmp_path) -> None:
+    cfg = tmp_path / 'cfg.py'
+    cfg.write_text(f"_base_ = '{osp.join(REPO, MASK)}'\n"
+                   "model = dict(backbone=dict(init_cfg=dict(_delete_=True, type='Pretrained', checkpoint='nope/focal.pth')))\n")
+    result = tool('tools/train.py', str(cfg), '--work-dir', str(tmp_path / 'w'), check=False)
+    assert_clean_error(result, "checkpoint not found: 'nope/focal.pth'")
+
+
+def test_config_that_is_neither_detection_nor_segmentation(tmp_path) -> None:
+    cfg = tmp_path / 'cls.py'
+    cfg.write_text("default_scope = 'mmpretrain'\nmodel = dict(type='ImageClassifier')\n")
+    result = tool('tools/train.py', str(cfg), check=False)
+    assert_clean_error(result, "neither 'mmdet' (detection) nor 'mmseg' (segmentation)")
+
+
+def _copy_demo_coco(tmp_path) -> str:
+    root = str(tmp_path / 'coco')
+    shutil.copytree(osp.join(REPO, 'data/demo/coco'), root)
+    return root
+
+
+def _coco_opts(root: str) -> list:
+    return [f'train_dataloader.dataset.data_root={root}/', f'val_dataloader.dataset.data_root={root}/',
+            f'test_dataloader.dataset.data_root={root}/',
+            f'val_evaluator.ann_file={root}/annotations/instances_val.json', 'train_cfg.max_epochs=1']
+
+
+def test_corrupt_image_names_the_file(tmp_path) -> None:
+    root = _copy_demo_coco(tmp_path)
+    bad = osp.join(root, 'train', 'demo_train_0000.jpg')
+    with open(bad, 'wb') as f:
+        f.write(b'not a jpeg at all')
+    result = tool('tools/train.py', MASK, '--work-dir', str(tmp_path / 'w'), '--cfg-options',
+                  *_coco_opts(root), 'train_dataloader.sampler.shuffle=False', check=False)
+    assert_clean_error(result, 'demo_train_0000.jpg', 'missing or corrupt')
+
+
+def test_corrupt_annotation_names_the_file(tmp_path) -> None:
+    root = _copy_demo_coco(tmp_path)
+    ann = osp.join(root, 'annotations', 'instances_train.json')
+    with open(ann, 'w') as f:
+        f.write('{"images": [ this is broken')
+    result = tool('tools/train.py', MASK, '--work-dir', str(tmp_path / 'w'), '--cfg-options', *_coco_opts(root),
+                  check=False)
+    assert_clean_error(result, 'instances_train.json is not valid JSON')
