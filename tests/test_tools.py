@@ -29,7 +29,9 @@ def demo_data() -> None:
 
 
 def scalars(work_dir: str) -> list:
-    logs = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
+    """Records of the newest run's json log (``<work_dir>/<timestamp>/<timestamp>.json``)."""
+    logs = sorted(p for p in glob.glob(osp.join(work_dir, '*', '*.json'))
+                  if osp.basename(p)[:-5] == osp.basename(osp.dirname(p)))
     return [json.loads(line) for line in open(logs[-1])]
 
 

@@ -35,8 +35,9 @@ def run(cmd: list) -> None:
 
 
 def last_metrics(work_dir: str) -> dict:
-    """The metrics line of the newest run's scalars log."""
-    logs = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
+    """The metrics line of the newest run's json log (``<work_dir>/<timestamp>/<timestamp>.json``)."""
+    logs = sorted(p for p in glob.glob(osp.join(work_dir, '*', '*.json'))
+                  if osp.basename(p)[:-5] == osp.basename(osp.dirname(p)))
     metrics = {}
     for line in open(logs[-1]) if logs else []:
         record = json.loads(line)

@@ -216,12 +216,14 @@ class FocalAttention(BaseModule):
         return torch.cat(parts, dim=-1)
 
     def _gather_index(self, hp: int, wp: int, device: torch.device) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        """Flat source index of every key of every window, and the pooled border mask.
+        """Flat source index of every key of every window, and the per-source border mask.
 
         Sources are the hp*wp fine tokens followed by the (nWh+2p)*(nWw+2p) zero-padded pooled grid.
+        The official -100 mask hits exactly the keys read from that zero padding, so it is a property of
+        the source token and can travel with it through the gather.
 
         Returns:
-            index (nW, N) long; mask (nW, N) with 0 / -100 per key, or None when nothing is masked.
+            index (nW, N) long; mask (T,) with 0 / -100 per source token, or None when nothing is masked.
         """
         key = (hp, wp, device)
         if key in self._index_cache:
@@ -244,12 +246,10 @@ class FocalAttention(BaseModule):
             prow = wi.flatten()[:, None] + a.flatten()  # row in the padded pooled grid
             pcol = wj.flatten()[:, None] + b.flatten()
             index.append(hp * wp + prow * (nww + 2 * p) + pcol)
-            outside = (prow < p) | (prow >= nwh + p) | (pcol < p) | (pcol >= nww + p)
-            if bool(outside.any()):
-                n_fine = sum(i.shape[1] for i in index[:-1])
-                mask = torch.zeros(nwh * nww, n_fine + fw * fw)
-                mask[:, n_fine:] = outside.float() * MASK_VALUE
-                mask = mask.to(device)
+            if p > 0:
+                grid = torch.full((nwh + 2 * p, nww + 2 * p), MASK_VALUE)
+                grid[p:p + nwh, p:p + nww] = 0
+                mask = torch.cat([torch.zeros(hp * wp), grid.flatten()]).to(device)
         out = (torch.cat(index, dim=1).to(device), mask)
         if len(self._index_cache) > 16:  # detection sizes vary; keep the cache bounded
             self._index_cache.clear()
@@ -279,27 +279,32 @@ class FocalAttention(BaseModule):
         q = window_partition(qkv[..., 0, :, :].reshape(b, hp, wp, c), s)  # (B, nW, s2, C)
         nw = q.shape[1]
         q = q.view(b, nw, s * s, h, d).transpose(2, 3) * self.scale  # (B, nW, h, s2, d)
-        k_src = qkv[..., 1, :, :].reshape(b, hp * wp, h, d)
-        v_src = qkv[..., 2, :, :].reshape(b, hp * wp, h, d)
-        if self.focal_level > 1:
-            p = self.focal_window // 2
-            kv_pooled = self.qkv(pooled)[..., c:].view(b, hp // s, wp // s, 2 * c)
-            kv_pooled = F.pad(kv_pooled, (0, 0, p, p, p, p)).view(b, -1, 2, h, d)
-            k_src = torch.cat([k_src, kv_pooled[:, :, 0]], dim=1)
-            v_src = torch.cat([v_src, kv_pooled[:, :, 1]], dim=1)
         index, mask = self._gather_index(hp, wp, x.device)
+        n_fine = hp * wp
+        p = self.focal_window // 2
+        n_src = n_fine + (0 if self.focal_level == 1 else (hp // s + 2 * p) * (wp // s + 2 * p))
+        # One buffer per k and v holds every key source (fine tokens, zero-padded pooled grid, and for k
+        # the border-mask channel), written once; the gather below then reads all keys in one pass.
+        k_src = qkv.new_empty(b, n_src, h, d + (mask is not None))
+        v_src = qkv.new_empty(b, n_src, h, d)
+        k_src[:, :n_fine, :, :d] = qkv[..., 1, :, :].reshape(b, n_fine, h, d)
+        v_src[:, :n_fine] = qkv[..., 2, :, :].reshape(b, n_fine, h, d)
+        if self.focal_level > 1:
+            kv_pooled = F.linear(pooled, self.qkv.weight[c:], None if self.qkv.bias is None else self.qkv.bias[c:])
+            kv_pooled = F.pad(kv_pooled, (0, 0, p, p, p, p)).view(b, -1, 2, h, d)
+            k_src[:, n_fine:, :, :d] = kv_pooled[:, :, 0]
+            v_src[:, n_fine:] = kv_pooled[:, :, 1]
+        if mask is not None:
+            # The border mask varies per window while the position bias is shared by all windows: carry
+            # it as one extra key channel (and a query channel of ones), so q.k adds it exactly and no
+            # (nW, heads, s2, N) bias tensor is ever built.
+            k_src[..., d] = mask.to(k_src.dtype).view(1, -1, 1)
+            q = torch.cat([q, q.new_ones(q.shape[:-1] + (1, ))], dim=-1)
         n_keys = index.shape[1]
         flat = index.flatten()
-        k = k_src.index_select(1, flat).view(b, nw, n_keys, h, d).transpose(2, 3)
+        k = k_src.index_select(1, flat).view(b, nw, n_keys, h, -1).transpose(2, 3)
         v = v_src.index_select(1, flat).view(b, nw, n_keys, h, d).transpose(2, 3)
         bias = self.position_bias().to(q.dtype)  # (h, s2, N), shared by all windows
-        if mask is not None:
-            # The border mask varies per window while the bias is shared: carry it as one extra
-            # channel (q: 1, k: mask) so q.k adds it exactly without a (nW, h, s2, N) tensor.
-            ones = q.new_ones(q.shape[:-1] + (1, ))
-            q = torch.cat([q, ones], dim=-1)
-            m = mask.to(k.dtype).view(1, nw, 1, n_keys, 1).expand(b, nw, h, n_keys, 1)
-            k = torch.cat([k, m], dim=-1)
         out = F.scaled_dot_product_attention(
             q, k, v, attn_mask=bias, dropout_p=self.attn_drop.p if self.training else 0., scale=1.0)
         out = out.transpose(2, 3).reshape(b, nw, s * s, c)

@@ -1,0 +1,235 @@
+"""Speed and memory of the FocalTransformer backbone against its reference attention, the official v1 code
+and mmdet's Swin-T, in one run with the same thread count.
+
+Usage:
+    python tools/analysis/benchmark.py [--official PATH/classification/focal_transformer.py] [--threads N]
+        [--out work_dirs/benchmark] [--repeat 3] [--quick]
+
+Measured per (model, input): backbone forward (eval, no grad) and forward+backward (train mode) wall time,
+median of ``--repeat`` runs after one warm-up, and peak memory of a forward+backward: on CUDA
+``torch.cuda.max_memory_allocated``; on CPU the growth of the process's peak RSS during that step, each
+measurement in a fresh process. Inputs: 224x224 batch 8, 512x512 batch 2, 800x1333 batch 1. The official
+code only runs at its build size (224). All Focal models share the same random weights; the script
+checks that their outputs agree before timing. Writes ``benchmark.json`` and ``benchmark.png``.
+"""
+
+import argparse
+import json
+import os
+import os.path as osp
+import platform
+import subprocess
+import sys
+import time
+from typing import Dict, List
+
+sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
+
+SIZES = [(8, 224, 224), (2, 512, 512), (1, 800, 1333)]
+MODELS = ['focal_fast', 'focal_reference', 'official_v1', 'swin_t']
+
+
+def build(name: str, official: str = None, hw=(224, 224)):
+    """Build one backbone by name (Focal-T models with the same seeded weights)."""
+    import torch
+    if name == 'swin_t':
+        from mmdet.models.backbones import SwinTransformer
+        torch.manual_seed(0)
+        return SwinTransformer(embed_dims=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24), window_size=7,
+                               out_indices=(0, 1, 2, 3))
+    from mmfocal.models import FocalTransformer
+    torch.manual_seed(0)
+    ours = FocalTransformer(arch='tiny', drop_path_rate=0., attn_impl='reference' if name == 'focal_reference'
+                            else 'fast')
+    ours.init_weights()
+    if name != 'official_v1':
+        return ours
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('official_focal', official)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    model = module.FocalTransformer(img_size=hw, embed_dim=96, depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24],
+                                    focal_levels=[2] * 4, focal_windows=[7, 5, 3, 1], expand_sizes=[3] * 4,
+                                    focal_pool='fc', drop_path_rate=0.)
+    state = {k: v for k, v in ours.state_dict().items() if not k.startswith('norm')}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    assert not unexpected and all(k.startswith(('norm.', 'head.')) or 'relative_position_index' in k
+                                  or 'valid_ind' in k for k in missing), (missing, unexpected)
+    model.head = torch.nn.Identity()
+    return model
+
+
+def measure(name: str, batch: int, h: int, w: int, repeat: int, official: str, threads: int) -> Dict[str, float]:
+    """Time forward and forward+backward and measure peak memory, in this process."""
+    import resource
+
+    import torch
+    torch.set_num_threads(threads)
+    device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    model = build(name, official, (h, w)).to(device)
+    x = torch.rand(batch, 3, h, w, device=device)
+
+    def sync() -> None:
+        if device == 'cuda':
+            torch.cuda.synchronize()
+
+    def step(train: bool) -> None:
+        model.train(train)
+        if train:
+            out = model(x)
+            out = out if isinstance(out, (tuple, list)) else [out]
+            sum(o.float().mean() for o in out).backward()
+            model.zero_grad(set_to_none=True)
+        else:
+            with torch.no_grad():
+                model(x)
+        sync()
+
+    result = {}
+    for mode, train in (('forward', False), ('forward_backward', True)):
+        step(train)  # warm-up (caches, allocator, lazy index tables)
+        times = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            step(train)
+            times.append(time.perf_counter() - start)
+        result[mode] = sorted(times)[len(times) // 2]
+    if device == 'cuda':
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        step(True)
+        result['peak_mem_mb'] = (torch.cuda.max_memory_allocated() - base) / 2 ** 20
+    else:
+        result['peak_mem_mb'] = None  # filled by the memory run in a fresh process
+    return result
+
+
+def peak_rss_step(name: str, batch: int, h: int, w: int, official: str, threads: int) -> float:
+    """Peak RSS growth (MiB) of one forward+backward, measured in this (fresh) process."""
+    import resource
+
+    import torch
+    torch.set_num_threads(threads)
+    model = build(name, official, (h, w))
+    x = torch.rand(batch, 3, h, w)
+    model.train()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    out = model(x)
+    out = out if isinstance(out, (tuple, list)) else [out]
+    sum(o.mean() for o in out).backward()
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+
+
+def check_outputs_agree(official: str) -> Dict[str, float]:
+    """Max |diff| of the stage-4 features of the fast and reference paths (and the official code) at 224."""
+    import torch
+    x = torch.rand(2, 3, 224, 224)
+    with torch.no_grad():
+        fast = build('focal_fast').eval()(x)
+        ref = build('focal_reference').eval()(x)
+        diffs = {'fast_vs_reference': max((a - b).abs().max().item() for a, b in zip(fast, ref))}
+        if official:
+            model = build('official_v1', official).eval()
+            feats = []
+            hook = model.layers[3].blocks[-1].register_forward_hook(lambda m, i, o: feats.append(o))
+            model(x)
+            hook.remove()
+            ours = build('focal_fast').eval()
+            mine = []
+            hook = ours.layers[3].blocks[-1].register_forward_hook(lambda m, i, o: mine.append(o))
+            ours(x)
+            hook.remove()
+            diffs['fast_vs_official_stage4'] = (feats[0] - mine[0]).abs().max().item()
+    return diffs
+
+
+def plot(results: dict, path: str) -> None:
+    """Bar charts of forward, forward+backward and memory per input size."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    metrics = [('forward', 'forward (s)'), ('forward_backward', 'forward+backward (s)'), ('peak_mem_mb', 'peak memory (MiB)')]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    sizes = [k for k in results['runs']]
+    for ax, (key, label) in zip(axes, metrics):
+        for i, model in enumerate(MODELS):
+            vals = [results['runs'][s].get(model, {}).get(key) for s in sizes]
+            xs = [j + i * 0.2 for j in range(len(sizes))]
+            ax.bar([x for x, v in zip(xs, vals) if v is not None], [v for v in vals if v is not None], 0.2,
+                   label=model)
+        ax.set_xticks([j + 0.3 for j in range(len(sizes))])
+        ax.set_xticklabels(sizes)
+        ax.set_title(label)
+    axes[0].legend()
+    fig.suptitle(f'Focal-T backbone vs Swin-T — {results["machine"]}', fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    """Entry point."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--official', help='path to the official classification/focal_transformer.py')
+    parser.add_argument('--threads', type=int, default=os.cpu_count())
+    parser.add_argument('--repeat', type=int, default=3)
+    parser.add_argument('--out', default='work_dirs/benchmark')
+    parser.add_argument('--quick', action='store_true', help='224x224 batch 2 only (smoke test)')
+    parser.add_argument('--_worker', nargs=5, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    import warnings
+    warnings.filterwarnings('ignore')
+    if args._worker:
+        kind, name, b, h, w = args._worker
+        if kind == 'mem':
+            print(json.dumps(peak_rss_step(name, int(b), int(h), int(w), args.official, args.threads)))
+        else:
+            print(json.dumps(measure(name, int(b), int(h), int(w), args.repeat, args.official, args.threads)))
+        return
+
+    import torch
+    sizes = [(2, 224, 224)] if args.quick else SIZES
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f'CPU {platform.processor() or platform.machine()}'
+    results = dict(machine=f'{device}, {args.threads} threads, torch {torch.__version__}',
+                   agreement=check_outputs_agree(args.official), runs={})
+    print(f'machine: {results["machine"]}\noutputs agree: {results["agreement"]}')
+    for b, h, w in sizes:
+        key = f'{h}x{w} b{b}'
+        results['runs'][key] = {}
+        for name in MODELS:
+            if name == 'official_v1' and (not args.official or (h, w) != (224, 224)):
+                continue  # the official model only runs at its build size 224
+            cmd = [sys.executable, __file__, '--threads', str(args.threads), '--repeat', str(args.repeat)]
+            if args.official:
+                cmd += ['--official', args.official]
+            res = json.loads(subprocess.run(cmd + ['--_worker', 'time', name, str(b), str(h), str(w)],
+                                            capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1])
+            if res['peak_mem_mb'] is None:
+                res['peak_mem_mb'] = json.loads(subprocess.run(
+                    cmd + ['--_worker', 'mem', name, str(b), str(h), str(w)], capture_output=True, text=True,
+                    check=True).stdout.strip().splitlines()[-1])
+            results['runs'][key][name] = res
+            print(f'{key:14s} {name:16s} fwd {res["forward"]:7.3f} s  fwd+bwd {res["forward_backward"]:7.3f} s  '
+                  f'peak {res["peak_mem_mb"]:8.0f} MiB', flush=True)
+        runs = results['runs'][key]
+        swin = runs['swin_t']
+        ratios = {f'{m}/swin_t': {k: runs[m][k] / swin[k] for k in ('forward', 'forward_backward', 'peak_mem_mb')}
+                  for m in runs if m != 'swin_t'}
+        if 'official_v1' in runs:
+            ratios['official_v1/focal_fast'] = {k: runs['official_v1'][k] / runs['focal_fast'][k]
+                                                for k in ('forward', 'forward_backward', 'peak_mem_mb')}
+        results['runs'][key]['ratios'] = ratios
+        for name, r in ratios.items():
+            print(f'{key:14s} {name:24s} fwd {r["forward"]:.2f}x  fwd+bwd {r["forward_backward"]:.2f}x  '
+                  f'mem {r["peak_mem_mb"]:.2f}x')
+    os.makedirs(args.out, exist_ok=True)
+    with open(osp.join(args.out, 'benchmark.json'), 'w') as f:
+        json.dump(results, f, indent=2)
+    for runs in results['runs'].values():
+        runs.pop('ratios', None)
+    plot(results, osp.join(args.out, 'benchmark.png'))
+    print(f'wrote {args.out}/benchmark.json and benchmark.png')
+
+
+if __name__ == '__main__':
+    main()
