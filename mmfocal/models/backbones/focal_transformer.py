@@ -17,9 +17,10 @@ What we changed for detection and segmentation:
   ``expand_sizes``; ``(3, 3, 3, 0)`` is the layout of the released 224 checkpoints.
 * The plain stem pads the image to a multiple of 4 (the official model asserts the size).
 * One output LayerNorm ``norm{i}`` per ``out_indices`` entry, NCHW outputs (mmdet Swin style).
-* The attention gathers keys with precomputed indices and runs one fused
-  ``scaled_dot_product_attention`` instead of materialising rolled copies
-  (``attn_impl='fast'``); ``attn_impl='reference'`` keeps the roll/unfold formulation.
+* The attention gathers all keys of a window (window, ring, pooled) with one precomputed index into
+  head-major buffers and runs one attention over them (``scaled_dot_product_attention`` on CUDA,
+  explicit matmuls on CPU) instead of materialising rolled copies (``attn_impl='fast'``);
+  ``attn_impl='reference'`` keeps the official roll/unfold formulation.
 """
 
 import math
@@ -275,39 +276,50 @@ class FocalAttention(BaseModule):
     def _forward_fast(self, x: torch.Tensor, pooled: Optional[torch.Tensor]) -> torch.Tensor:
         b, hp, wp, c = x.shape
         s, h, d = self.window_size, self.num_heads, self.head_dims
-        qkv = self.qkv(x).view(b, hp, wp, 3, h, d)
-        q = window_partition(qkv[..., 0, :, :].reshape(b, hp, wp, c), s)  # (B, nW, s2, C)
-        nw = q.shape[1]
-        q = q.view(b, nw, s * s, h, d).transpose(2, 3) * self.scale  # (B, nW, h, s2, d)
+        nwh, nww = hp // s, wp // s
+        nw = nwh * nww
+        qkv = self.qkv(x).view(b, nwh, s, nww, s, 3, h, d)
+        # Head-major layouts throughout, so the gathered keys and both matmuls are contiguous batches
+        # over (B, heads, windows) and no transpose copies are needed around the attention.
+        q = (qkv[..., 0, :, :].permute(0, 5, 1, 3, 2, 4, 6) * self.scale).reshape(b, h, nw, s * s, d)
         index, mask = self._gather_index(hp, wp, x.device)
         n_fine = hp * wp
         p = self.focal_window // 2
-        n_src = n_fine + (0 if self.focal_level == 1 else (hp // s + 2 * p) * (wp // s + 2 * p))
-        # One buffer per k and v holds every key source (fine tokens, zero-padded pooled grid, and for k
-        # the border-mask channel), written once; the gather below then reads all keys in one pass.
-        k_src = qkv.new_empty(b, n_src, h, d + (mask is not None))
-        v_src = qkv.new_empty(b, n_src, h, d)
-        k_src[:, :n_fine, :, :d] = qkv[..., 1, :, :].reshape(b, n_fine, h, d)
-        v_src[:, :n_fine] = qkv[..., 2, :, :].reshape(b, n_fine, h, d)
+        n_src = n_fine + (0 if self.focal_level == 1 else (nwh + 2 * p) * (nww + 2 * p))
+        # One buffer per k and v holds every key source (fine tokens, the zero-padded pooled grid and,
+        # for k, the border-mask channel), written once; one index_select then reads all keys.
+        k_src = qkv.new_empty(b, h, n_src, d + (mask is not None))
+        v_src = qkv.new_empty(b, h, n_src, d)
+        k_src[:, :, :n_fine, :d] = qkv[..., 1, :, :].reshape(b, n_fine, h, d).transpose(1, 2)
+        v_src[:, :, :n_fine] = qkv[..., 2, :, :].reshape(b, n_fine, h, d).transpose(1, 2)
         if self.focal_level > 1:
             kv_pooled = F.linear(pooled, self.qkv.weight[c:], None if self.qkv.bias is None else self.qkv.bias[c:])
             kv_pooled = F.pad(kv_pooled, (0, 0, p, p, p, p)).view(b, -1, 2, h, d)
-            k_src[:, n_fine:, :, :d] = kv_pooled[:, :, 0]
-            v_src[:, n_fine:] = kv_pooled[:, :, 1]
+            k_src[:, :, n_fine:, :d] = kv_pooled[:, :, 0].transpose(1, 2)
+            v_src[:, :, n_fine:] = kv_pooled[:, :, 1].transpose(1, 2)
         if mask is not None:
             # The border mask varies per window while the position bias is shared by all windows: carry
             # it as one extra key channel (and a query channel of ones), so q.k adds it exactly and no
-            # (nW, heads, s2, N) bias tensor is ever built.
-            k_src[..., d] = mask.to(k_src.dtype).view(1, -1, 1)
+            # (windows, heads, s2, N) bias tensor is ever built.
+            k_src[..., d] = mask.to(k_src.dtype)
             q = torch.cat([q, q.new_ones(q.shape[:-1] + (1, ))], dim=-1)
         n_keys = index.shape[1]
         flat = index.flatten()
-        k = k_src.index_select(1, flat).view(b, nw, n_keys, h, -1).transpose(2, 3)
-        v = v_src.index_select(1, flat).view(b, nw, n_keys, h, d).transpose(2, 3)
-        bias = self.position_bias().to(q.dtype)  # (h, s2, N), shared by all windows
-        out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=bias, dropout_p=self.attn_drop.p if self.training else 0., scale=1.0)
-        out = out.transpose(2, 3).reshape(b, nw, s * s, c)
+        k = k_src.index_select(2, flat).view(b, h, nw, n_keys, -1)
+        v = v_src.index_select(2, flat).view(b, h, nw, n_keys, d)
+        bias = self.position_bias().to(q.dtype)[None, :, None]  # (1, h, 1, s2, N): shared by all windows
+        if x.is_cuda:
+            # Fused kernels want head dims that are multiples of 8; zero channels change no dot product.
+            extra = -q.shape[-1] % 8
+            if extra:
+                q, k = F.pad(q, (0, extra)), F.pad(k, (0, extra))
+            out = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=bias, dropout_p=self.attn_drop.p if self.training else 0., scale=1.0)
+        else:
+            # On CPU the explicit form is faster than SDPA's math fallback (measured, see README).
+            attn = torch.matmul(q, k.transpose(-1, -2)).add_(bias).softmax(dim=-1)
+            out = torch.matmul(self.attn_drop(attn), v)
+        out = out.permute(0, 2, 3, 1, 4).reshape(b, nw, s * s, c)  # (B, nW, s2, C), heads concatenated
         out = self.proj_drop(self.proj(out))
         return window_reverse(out, s, hp, wp)
 
