@@ -6,7 +6,7 @@ Usage:
         [--out work_dirs/benchmark] [--repeat 3] [--quick]
 
 Measured per (model, input): backbone forward (eval, no grad) and forward+backward (train mode) wall time,
-median of ``--repeat`` runs after one warm-up, and peak memory of a forward+backward: on CUDA
+the best of ``--repeat`` runs after one warm-up (shared machines are noisy; the minimum is the most stable), and peak memory of a forward+backward: on CUDA
 ``torch.cuda.max_memory_allocated``; on CPU the growth of the process's peak RSS during that step, each
 measurement in a fresh process. Inputs: 224x224 batch 8, 512x512 batch 2, 800x1333 batch 1. The official
 code only runs at its build size (224). All Focal models share the same random weights; the script
@@ -61,8 +61,6 @@ def build(name: str, official: str = None, hw=(224, 224)):
 
 def measure(name: str, batch: int, h: int, w: int, repeat: int, official: str, threads: int) -> Dict[str, float]:
     """Time forward and forward+backward and measure peak memory, in this process."""
-    import resource
-
     import torch
     torch.set_num_threads(threads)
     device = 'cuda' if torch.cuda.is_available() else 'cpu'
@@ -93,7 +91,7 @@ def measure(name: str, batch: int, h: int, w: int, repeat: int, official: str, t
             start = time.perf_counter()
             step(train)
             times.append(time.perf_counter() - start)
-        result[mode] = sorted(times)[len(times) // 2]
+        result[mode] = min(times)
     if device == 'cuda':
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
@@ -172,7 +170,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--official', help='path to the official classification/focal_transformer.py')
     parser.add_argument('--threads', type=int, default=os.cpu_count())
-    parser.add_argument('--repeat', type=int, default=3)
+    parser.add_argument('--repeat', type=int, default=4)
     parser.add_argument('--out', default='work_dirs/benchmark')
     parser.add_argument('--quick', action='store_true', help='224x224 batch 2 only (smoke test)')
     parser.add_argument('--_worker', nargs=5, help=argparse.SUPPRESS)
