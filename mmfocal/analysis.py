@@ -39,7 +39,11 @@ def _dummy_samples(scope: str, h: int, w: int) -> list:
                 scale_factor=(1., 1.))
     if scope == 'mmdet':
         from mmdet.structures import DetDataSample
-        return [DetDataSample(metainfo=meta)]
+        from mmengine.structures import InstanceData
+        sample = DetDataSample(metainfo=meta)
+        # query-based detectors (Sparse R-CNN) read gt_instances even in tensor mode
+        sample.gt_instances = InstanceData(bboxes=torch.zeros(0, 4), labels=torch.zeros(0, dtype=torch.long))
+        return [sample]
     from mmseg.structures import SegDataSample
     return [SegDataSample(metainfo=meta)]
 
@@ -93,6 +97,7 @@ def complexity(cfg: Config, shape: Optional[Tuple[int, int]] = None, flops: bool
     out['shape'] = (h, w)
     _count_masks_like_mask_rcnn(model)
     if flops:
+        model.init_weights()  # a head with PyTorch's default init can emit inverted boxes (Sparse R-CNN)
         x = torch.rand(1, 3, h, w)
         model.forward = partial(model.forward, data_samples=_dummy_samples(scope, h, w), mode='tensor')
         with torch.no_grad():

@@ -29,9 +29,10 @@ def demo_data() -> None:
 
 
 def scalars(work_dir: str) -> list:
-    """Records of the newest run's json log (``<work_dir>/<timestamp>/<timestamp>.json``)."""
-    logs = sorted(p for p in glob.glob(osp.join(work_dir, '*', '*.json'))
-                  if osp.basename(p)[:-5] == osp.basename(osp.dirname(p)))
+    """Records of the newest run's json log."""
+    # training runs log to <timestamp>/vis_data/<timestamp>.json, test runs to <timestamp>/<timestamp>.json
+    logs = sorted(p for p in glob.glob(osp.join(work_dir, '*', '*.json')) + glob.glob(
+        osp.join(work_dir, '*', 'vis_data', '*.json')) if osp.basename(p)[:-5] in p.split(os.sep)[-3:-1])
     return [json.loads(line) for line in open(logs[-1])]
 
 
@@ -108,7 +109,8 @@ def test_two_process_gloo_ddp_training(tmp_path) -> None:
         cwd=REPO, capture_output=True, text=True, env={**os.environ, 'PYTHON': sys.executable, 'PORT': '29531'})
     assert result.returncode == 0, result.stderr[-3000:]
     log = open(glob.glob(osp.join(work, '*', '*.log'))[0]).read()
-    assert 'Distributed launcher: pytorch' in log and 'World size: 2' in log
+    assert 'Distributed launcher: pytorch' in log and 'Distributed training: True' in log
+    assert 'GPU number: 2' in log  # mmengine's name for the world size, also on CPU
     assert osp.isfile(osp.join(work, 'iter_3.pth'))
 
 

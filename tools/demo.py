@@ -35,9 +35,10 @@ def run(cmd: list) -> None:
 
 
 def last_metrics(work_dir: str) -> dict:
-    """The metrics line of the newest run's json log (``<work_dir>/<timestamp>/<timestamp>.json``)."""
-    logs = sorted(p for p in glob.glob(osp.join(work_dir, '*', '*.json'))
-                  if osp.basename(p)[:-5] == osp.basename(osp.dirname(p)))
+    """The metrics line of the newest run's json log."""
+    # training runs log to <timestamp>/vis_data/<timestamp>.json, test runs to <timestamp>/<timestamp>.json
+    logs = sorted(p for p in glob.glob(osp.join(work_dir, '*', '*.json')) + glob.glob(
+        osp.join(work_dir, '*', 'vis_data', '*.json')) if osp.basename(p)[:-5] in p.split(os.sep)[-3:-1])
     metrics = {}
     for line in open(logs[-1]) if logs else []:
         record = json.loads(line)

@@ -1,16 +1,7 @@
 # ATSS + Focal-T, 1x (no paper target; the paper reports 3x only).
 _base_ = ['mmdet::atss/atss_r50_fpn_1x_coco.py', '../_base_/focal_common.py']
-pretrained = 'checkpoints/focal-tiny-is224-ws7.pth'
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='FocalTransformer',
-        arch='tiny',
-        focal_windows=(15, 13, 9, 7),
-        expand_sizes=(3, 3, 3, 3),
-        drop_path_rate=0.2,
-        out_indices=(1, 2, 3),
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
+    backbone={{_base_.focal_tiny_det_backbone_c345}},
     # same pyramid as the template's 4-input start_level=1, without an unused stage-1 output
     neck=dict(in_channels=[192, 384, 768], start_level=0, add_extra_convs='on_output', num_outs=5))
 optim_wrapper = {{_base_.focal_optim_wrapper}}

@@ -50,11 +50,24 @@ MASK_VALUE = -100.0
 # Index helpers. All of them depend only on (window, expand, focal window) or on the map size.
 # ----------------------------------------------------------------------------------------------
 
-def expand_ring_offsets(window_size: int, expand_size: int) -> torch.Tensor:
-    """Window-local positions and source offsets of the expand-ring keys, in official key order.
+def _ring_parts(window_size: int, expand_size: int) -> List[Tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Per official rolled copy: source rows, source cols and the kept mask over the s*s window positions.
 
     The official code reads four cyclically rolled copies of the key map with source offsets
     (+e,+e), (+e,-e), (-e,+e), (-e,-e) and keeps the tokens whose source falls outside the window.
+    """
+    s, e = window_size, expand_size
+    r, c = torch.meshgrid(torch.arange(s), torch.arange(s), indexing='ij')
+    r, c = r.flatten(), c.flatten()
+    parts = []
+    for dr, dc in ((e, e), (e, -e), (-e, e), (-e, -e)):
+        rr, cc = r + dr, c + dc
+        parts.append((rr, cc, (rr < 0) | (rr >= s) | (cc < 0) | (cc >= s)))
+    return parts
+
+
+def expand_ring_offsets(window_size: int, expand_size: int) -> torch.Tensor:
+    """Window-local source positions of the expand-ring keys, in official key order.
 
     Args:
         window_size: Window side ``s``.
@@ -64,15 +77,8 @@ def expand_ring_offsets(window_size: int, expand_size: int) -> torch.Tensor:
         Long tensor (4 * (s^2 - (s-e)^2), 2) of (row, col) source offsets relative to the window's
         top-left corner; they may be negative or >= s (the ring).
     """
-    s, e = window_size, expand_size
-    r, c = torch.meshgrid(torch.arange(s), torch.arange(s), indexing='ij')
-    r, c = r.flatten(), c.flatten()
-    parts = []
-    for dr, dc in ((e, e), (e, -e), (-e, e), (-e, -e)):
-        rr, cc = r + dr, c + dc
-        outside = (rr < 0) | (rr >= s) | (cc < 0) | (cc >= s)
-        parts.append(torch.stack([rr[outside], cc[outside]], dim=1))
-    return torch.cat(parts, dim=0)
+    parts = _ring_parts(window_size, expand_size)
+    return torch.cat([torch.stack([rr[keep], cc[keep]], dim=1) for rr, cc, keep in parts], dim=0)
 
 
 def expand_ring_valid_index(window_size: int, expand_size: int) -> torch.Tensor:
@@ -85,13 +91,7 @@ def expand_ring_valid_index(window_size: int, expand_size: int) -> torch.Tensor:
     Returns:
         Long tensor of indices ``part * s^2 + r * s + c``.
     """
-    s, e = window_size, expand_size
-    r, c = torch.meshgrid(torch.arange(s), torch.arange(s), indexing='ij')
-    keep = []
-    for dr, dc in ((e, e), (e, -e), (-e, e), (-e, -e)):
-        rr, cc = r + dr, c + dc
-        keep.append(((rr < 0) | (rr >= s) | (cc < 0) | (cc >= s)).flatten())
-    return torch.cat(keep).nonzero().flatten()
+    return torch.cat([keep for _, _, keep in _ring_parts(window_size, expand_size)]).nonzero().flatten()
 
 
 def relative_position_index(q_size: int, k_size: int) -> torch.Tensor:
@@ -154,7 +154,7 @@ class FocalAttention(BaseModule):
         qk_scale: Override of head_dim ** -0.5.
         attn_drop: Dropout on attention weights.
         proj_drop: Dropout after the output projection.
-        attn_impl: ``'fast'`` (gather + fused SDPA) or ``'reference'`` (official roll/unfold).
+        attn_impl: ``'fast'`` (one gather + batched matmuls) or ``'reference'`` (official roll/unfold).
         init_cfg: mmengine init config.
     """
 
