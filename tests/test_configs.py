@@ -10,7 +10,7 @@ import torch
 from mmengine.config import Config
 
 from mmfocal.analysis import PAPER_TABLE, complexity, paper_key
-from mmfocal.apis import build_model, count_parameters, syncbn_to_bn
+from mmfocal.apis import build_model, syncbn_to_bn
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = sorted(osp.relpath(p, REPO) for p in glob.glob(osp.join(REPO, 'configs', '[!_]*', 'focal_*.py')))

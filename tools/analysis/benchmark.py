@@ -21,7 +21,7 @@ import platform
 import subprocess
 import sys
 import time
-from typing import Dict, List
+from typing import Dict
 
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
 

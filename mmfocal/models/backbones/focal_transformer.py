@@ -18,13 +18,12 @@ What we changed for detection and segmentation:
 * The plain stem pads the image to a multiple of 4 (the official model asserts the size).
 * One output LayerNorm ``norm{i}`` per ``out_indices`` entry, NCHW outputs (mmdet Swin style).
 * The attention gathers all keys of a window (window, ring, pooled) with one precomputed index into
-  head-major buffers and runs one attention (two batched matmuls and a softmax) over them instead of materialising rolled copies (``attn_impl='fast'``);
-  ``attn_impl='reference'`` keeps the official roll/unfold formulation.
+  head-major buffers and runs one attention (two batched matmuls and a softmax) over them instead of
+  materialising rolled copies (``attn_impl='fast'``); ``attn_impl='reference'`` keeps the official
+  roll/unfold formulation.
 """
 
-import math
 import os
-import warnings
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
