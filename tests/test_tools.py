@@ -74,9 +74,10 @@ def test_upernet_demo_trains_and_tests_with_miou(tmp_path) -> None:
     losses = train_losses(work)
     assert losses[-1] < 0.9 * losses[0], losses
     ckpt = osp.join(work, 'iter_24.pth')
-    tool('tools/test.py', UPER, ckpt, '--work-dir', str(tmp_path / 'test'))
+    tool('tools/test.py', UPER, ckpt, '--work-dir', str(tmp_path / 'test'), '--show-dir', str(tmp_path / 'vis'))
     metrics = scalars(str(tmp_path / 'test'))[-1]
     assert 0.0 <= metrics['mIoU'] <= 100.0 and metrics['aAcc'] > 0
+    assert len(glob.glob(str(tmp_path / 'vis' / '**' / '*.png'), recursive=True)) == 8  # one per val image
     png = str(tmp_path / 'seg.png')
     tool('tools/infer.py', 'data/demo/ade/images/validation/demo_val_0001.jpg', UPER, ckpt, '--out', png)
     import mmcv
@@ -143,6 +144,11 @@ def test_missing_pretrained_backbone_is_a_clear_error(tmp_path) -> None:
                    "model = dict(backbone=dict(init_cfg=dict(_delete_=True, type='Pretrained', checkpoint='nope/focal.pth')))\n")
     result = tool('tools/train.py', str(cfg), '--work-dir', str(tmp_path / 'w'), check=False)
     assert_clean_error(result, "checkpoint not found: 'nope/focal.pth'")
+
+
+def test_amp_without_cuda_is_a_clear_error(tmp_path) -> None:
+    result = tool('tools/train.py', UPER, '--amp', '--work-dir', str(tmp_path / 'w'), check=False)
+    assert_clean_error(result, '--amp needs a CUDA device')
 
 
 def test_config_that_is_neither_detection_nor_segmentation(tmp_path) -> None:

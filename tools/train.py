@@ -56,13 +56,13 @@ def build_config(args: argparse.Namespace):
     # SyncBN needs several processes, and CUDA: on CPU even a gloo run uses BN.
     syncbn_to_bn(cfg, distributed=args.launcher != 'none' and not distributed_cpu)
     if args.amp:
-        wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
-        if wrapper == 'OptimWrapper':
+        import torch
+        if not torch.cuda.is_available():
+            raise UserError('--amp needs a CUDA device: mmengine\'s AmpOptimWrapper does not train on CPU. '
+                            'Drop --amp here (the backbone itself runs under torch.autocast on CPU).')
+        if cfg.optim_wrapper.get('type', 'OptimWrapper') == 'OptimWrapper':
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
             cfg.optim_wrapper.loss_scale = 'dynamic'
-            import torch
-            if not torch.cuda.is_available():
-                cfg.optim_wrapper.dtype = 'bfloat16'  # CPU autocast supports bf16 only
     if args.auto_scale_lr:
         cfg.auto_scale_lr = dict(cfg.get('auto_scale_lr') or {}, enable=True)
     if args.resume == 'auto':
