@@ -2,14 +2,15 @@
 
 import os
 import os.path as osp
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import torch
 from mmengine.config import Config
 from mmengine.model import MMDistributedDataParallel
 from mmengine.registry import MODEL_WRAPPERS
 
-__all__ = ['CPUCompatibleDDP', 'UserError', 'check_dataset_paths', 'setup_distributed_cpu', 'dataset_hint']
+__all__ = ['CPUCompatibleDDP', 'UserError', 'check_dataset_paths', 'setup_distributed_cpu', 'dataset_hint',
+           'load_tool_config', 'build_runner', 'run_guarded']
 
 
 class UserError(Exception):
@@ -58,6 +59,37 @@ def setup_distributed_cpu(cfg: Config, launcher: str) -> bool:
     wrapper['type'] = 'CPUCompatibleDDP'
     cfg.model_wrapper_cfg = wrapper
     return True
+
+
+def load_tool_config(config: str, cfg_options: Optional[dict], launcher: str,
+                     work_dir: Optional[str]) -> Tuple[Config, str]:
+    """What tools/train.py and tools/test.py both do with a config before their own options.
+
+    Loads the file, applies ``--cfg-options``, checks the scope, sets launcher and work dir, prepares a CPU
+    distributed run and switches SyncBN to BN when it cannot synchronise.
+
+    Args:
+        config: Config path.
+        cfg_options: ``--cfg-options`` overrides, or None.
+        launcher: ``--launcher`` value.
+        work_dir: ``--work-dir`` value, or None for ``./work_dirs/<config name>``.
+
+    Returns:
+        (config, ``'mmdet'`` or ``'mmseg'``).
+    """
+    from .apis import syncbn_to_bn, task_of
+    if not osp.isfile(config):
+        raise UserError(f'config file not found: {config}')
+    cfg = Config.fromfile(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    scope = task_of(cfg)
+    cfg.launcher = launcher
+    cfg.work_dir = work_dir or cfg.get('work_dir') or osp.join('./work_dirs', osp.splitext(osp.basename(config))[0])
+    distributed_cpu = setup_distributed_cpu(cfg, launcher)
+    # SyncBN needs several processes, and CUDA: on CPU even a gloo run uses BN.
+    syncbn_to_bn(cfg, distributed=launcher != 'none' and not distributed_cpu)
+    return cfg, scope
 
 
 def dataset_hint(scope: str) -> str:

@@ -38,25 +38,15 @@ def parse_args() -> argparse.Namespace:
 
 def build_config(args: argparse.Namespace):
     """Load and prepare the config; raise UserError on bad input."""
-    from mmengine.config import Config, ConfigDict
+    from mmengine.config import ConfigDict
 
-    from mmfocal.apis import strip_pretrained, syncbn_to_bn, task_of
-    from mmfocal.runtime import UserError, check_dataset_paths, setup_distributed_cpu
-    if not osp.isfile(args.config):
-        raise UserError(f'config file not found: {args.config}')
+    from mmfocal.apis import strip_pretrained
+    from mmfocal.runtime import UserError, check_dataset_paths, load_tool_config
     if not osp.isfile(args.checkpoint):
         raise UserError(f'checkpoint not found: {args.checkpoint} (train one with tools/train.py, '
                         'or give the path of a downloaded one)')
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    scope = task_of(cfg)
+    cfg, scope = load_tool_config(args.config, args.cfg_options, args.launcher, args.work_dir)
     strip_pretrained(cfg)
-    cfg.launcher = args.launcher
-    cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
-        './work_dirs', osp.splitext(osp.basename(args.config))[0])
-    distributed_cpu = setup_distributed_cpu(cfg, args.launcher)
-    syncbn_to_bn(cfg, distributed=args.launcher != 'none' and not distributed_cpu)
     cfg.load_from = args.checkpoint
     cfg.resume = False
     if args.show_dir:

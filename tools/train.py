@@ -39,22 +39,8 @@ def parse_args() -> argparse.Namespace:
 
 def build_config(args: argparse.Namespace):
     """Load the config and apply the command-line options; raise UserError on bad input."""
-    from mmengine.config import Config
-
-    from mmfocal.apis import syncbn_to_bn, task_of
-    from mmfocal.runtime import UserError, check_dataset_paths, setup_distributed_cpu
-    if not osp.isfile(args.config):
-        raise UserError(f'config file not found: {args.config}')
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    scope = task_of(cfg)
-    cfg.launcher = args.launcher
-    cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
-        './work_dirs', osp.splitext(osp.basename(args.config))[0])
-    distributed_cpu = setup_distributed_cpu(cfg, args.launcher)
-    # SyncBN needs several processes, and CUDA: on CPU even a gloo run uses BN.
-    syncbn_to_bn(cfg, distributed=args.launcher != 'none' and not distributed_cpu)
+    from mmfocal.runtime import UserError, check_dataset_paths, load_tool_config
+    cfg, scope = load_tool_config(args.config, args.cfg_options, args.launcher, args.work_dir)
     if args.amp:
         import torch
         if not torch.cuda.is_available():

@@ -27,18 +27,17 @@ test_pipeline = [
     dict(type='LoadAnnotations', reduce_zero_label=True),
     dict(type='PackSegInputs')
 ]
+_dataset = dict(type='BaseSegDataset', data_root=data_root, metainfo=metainfo, img_suffix='.jpg',
+                seg_map_suffix='.png', reduce_zero_label=True)
 train_dataloader = dict(
     batch_size=4, num_workers=0, persistent_workers=False,
-    dataset=dict(type='BaseSegDataset', data_root=data_root, metainfo=metainfo, img_suffix='.jpg',
-                 seg_map_suffix='.png', reduce_zero_label=True,
-                 data_prefix=dict(img_path='images/training', seg_map_path='annotations/training'),
+    dataset=dict(_dataset, data_prefix=dict(img_path='images/training', seg_map_path='annotations/training'),
                  pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=1, num_workers=0, persistent_workers=False,
-    dataset=dict(type='BaseSegDataset', data_root=data_root, metainfo=metainfo, img_suffix='.jpg',
-                 seg_map_suffix='.png', reduce_zero_label=True,
-                 data_prefix=dict(img_path='images/validation', seg_map_path='annotations/validation'),
+    dataset=dict(_dataset, data_prefix=dict(img_path='images/validation', seg_map_path='annotations/validation'),
                  pipeline=test_pipeline))
+del _dataset
 test_dataloader = val_dataloader
 
 iters = 80

@@ -537,15 +537,19 @@ class FocalStage(BaseModule):
         self.downsample = FocalPatchEmbed(embed_dims, 2 * embed_dims, False, use_conv_embed,
                                           norm_cfg) if downsample else None
 
-    def forward(self, x: torch.Tensor, hw_shape: Tuple[int, int]
+    def forward(self, x: torch.Tensor, hw_shape: Tuple[int, int], downsample: bool = True
                 ) -> Tuple[torch.Tensor, Tuple[int, int], torch.Tensor, Tuple[int, int]]:
-        """Run the blocks; return (stage output, its size, downsampled tokens, their size)."""
+        """Run the blocks; return (stage output, its size, downsampled tokens, their size).
+
+        With ``downsample=False`` (no later stage is needed) the downsampling is skipped and the stage
+        output is returned in its place.
+        """
         for block in self.blocks:
             if self.with_cp and torch.is_grad_enabled():
                 x = cp.checkpoint(block, x, hw_shape, use_reentrant=False)
             else:
                 x = block(x, hw_shape)
-        if self.downsample is None:
+        if self.downsample is None or not downsample:
             return x, hw_shape, x, hw_shape
         b, _, c = x.shape
         x_down, hw_down = self.downsample(x.transpose(1, 2).reshape(b, c, *hw_shape))
@@ -856,11 +860,12 @@ class FocalTransformer(BaseModule):
         x, hw = self.patch_embed(x)
         x = self.pos_drop(x)
         outs = []
+        last = max(self.out_indices)
         for i, layer in enumerate(self.layers):
-            out, out_hw, x, hw = layer(x, hw)
+            out, out_hw, x, hw = layer(x, hw, downsample=i < last)
             if i in self.out_indices:
                 out = getattr(self, f'norm{i}')(out)
                 outs.append(out.transpose(1, 2).reshape(out.shape[0], -1, *out_hw).contiguous())
-            if i >= max(self.out_indices):
+            if i >= last:
                 break
         return tuple(outs)
