@@ -180,6 +180,12 @@ def run_guarded(fn, cfg: Optional[Config] = None) -> None:
         if message is None:
             raise
         sys.exit(f'error: {message}')
+    finally:
+        # mmengine never tears the process group down; a gloo group left alive at interpreter exit
+        # can abort the process ("terminate called without an active exception").
+        import torch.distributed as dist
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
 
 
 def _annotation_files(cfg: Config) -> List[str]:
