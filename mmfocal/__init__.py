@@ -1,9 +1,13 @@
 """mmfocal: Focal Transformer backbones for MMDetection 3.x and MMSegmentation 1.x.
 
 Importing the package (directly or through ``custom_imports=dict(imports=['mmfocal'])``)
-registers its models in both the mmdet and the mmseg ``MODELS`` registries and lets torch's
-``weights_only`` loader read mmengine checkpoints.
+registers its models in both the mmdet and the mmseg ``MODELS`` registries (RepPoints V2's
+head, losses and assigner in mmdet's) and lets torch's ``weights_only`` loader read mmengine
+checkpoints.
 """
+
+import importlib.util
+import warnings
 
 from .utils.checkpoint_compat import register_safe_globals
 from .version import __version__
@@ -11,8 +15,21 @@ from .version import __version__
 register_safe_globals()
 
 from .models import FocalTransformer  # noqa: E402
-from .registry import register_models  # noqa: E402
+from .registry import MISSING_SCOPES, register_models  # noqa: E402
 
 register_models([FocalTransformer])
+
+try:  # RepPoints V2 is built on mmdet; without mmdet only the backbone is available
+    from .models.dense_heads import RepPointsV2Head
+    from .models.losses import LegacyGIoULoss, SEPFocalLoss
+    from .models.task_modules import CornerHeatmapAssigner
+except ImportError as exc:
+    MISSING_SCOPES.setdefault('mmdet', str(exc))
+    if importlib.util.find_spec('mmdet') is not None:  # mmdet is there, so something it needs is broken
+        warnings.warn(f'mmfocal: RepPointsV2Head is unavailable because an import failed ({exc}); it needs mmdet '
+                      '3.3 and mmcv 2.1 with ops (see README, Installation).', stacklevel=2)
+else:
+    register_models([RepPointsV2Head, SEPFocalLoss, LegacyGIoULoss], scopes=('mmdet', ))
+    register_models([CornerHeatmapAssigner], scopes=('mmdet', ), registry='TASK_UTILS')
 
 __all__ = ['__version__', 'FocalTransformer']

@@ -4,6 +4,7 @@ import copy
 from functools import partial
 from typing import Dict, Optional, Tuple
 
+import numpy as np
 import torch
 from mmengine.config import Config
 
@@ -71,6 +72,15 @@ def _count_masks_like_mask_rcnn(model: torch.nn.Module) -> None:
     roi_head._mask_forward = first_100
 
 
+def _deform_conv_flop_jit(inputs: list, outputs: list) -> int:
+    # mmcv's DeformConv2d is a Python autograd op that the tracer cannot see into; count it as the
+    # convolution it is (one multiply-accumulate per output element and weight of its group). The
+    # bilinear sampling of the offsets is not counted, as fvcore does not count interpolation either.
+    from mmengine.analysis.jit_handles import get_shape
+    weight = get_shape(inputs[2])
+    return int(np.prod(get_shape(outputs[0])) * np.prod(weight[1:]))
+
+
 def complexity(cfg: Config, shape: Optional[Tuple[int, int]] = None, flops: bool = True) -> Dict[str, float]:
     """Count a config's parameters and (optionally) FLOPs with mmengine's analysis tools.
 
@@ -103,5 +113,6 @@ def complexity(cfg: Config, shape: Optional[Tuple[int, int]] = None, flops: bool
         with torch.no_grad():
             analyzer = FlopAnalyzer(model, (x, ))
             analyzer.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+            analyzer.set_op_handle('prim::PythonOp.DeformConv2dFunction', _deform_conv_flop_jit)
             out['flops'] = float(analyzer.total())
     return out

@@ -5,7 +5,7 @@ Each library is optional: with only one installed, the other is skipped and
 """
 
 import importlib
-from typing import Dict, List, Optional, Type
+from typing import Dict, List, Optional, Sequence, Type
 
 __all__ = ['register_models', 'require_scope', 'REGISTERED_SCOPES', 'MISSING_SCOPES']
 
@@ -15,25 +15,27 @@ REGISTERED_SCOPES: List[str] = []
 MISSING_SCOPES: Dict[str, str] = {}
 
 
-def _models_registry(scope: str):
-    return importlib.import_module(f'{scope}.registry').MODELS
+def _registry(scope: str, name: str):
+    return getattr(importlib.import_module(f'{scope}.registry'), name)
 
 
-def register_models(classes: List[Type]) -> None:
-    """Register ``classes`` in every available scope's ``MODELS`` (idempotent).
+def register_models(classes: List[Type], scopes: Sequence[str] = tuple(_SCOPES), registry: str = 'MODELS') -> None:
+    """Register ``classes`` in ``registry`` of every available scope in ``scopes`` (idempotent).
 
     Args:
-        classes: Module classes to register under their class names.
+        classes: Classes to register under their class names.
+        scopes: Which libraries' registries (``'mmdet'``, ``'mmseg'``).
+        registry: Registry name in ``<scope>.registry`` (``'MODELS'``, ``'TASK_UTILS'``).
     """
-    for scope in _SCOPES:
+    for scope in scopes:
         try:
-            registry = _models_registry(scope)
+            registry_obj = _registry(scope, registry)
         except ImportError as exc:
             MISSING_SCOPES[scope] = str(exc)
             continue
         for cls in classes:
-            if registry.get(cls.__name__) is not cls:
-                registry.register_module(module=cls, force=True)
+            if registry_obj.get(cls.__name__) is not cls:
+                registry_obj.register_module(module=cls, force=True)
         if scope not in REGISTERED_SCOPES:
             REGISTERED_SCOPES.append(scope)
 

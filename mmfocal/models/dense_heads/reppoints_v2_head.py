@@ -1,0 +1,568 @@
+"""RepPoints V2 head (Chen et al., NeurIPS 2020) for mmdet 3.x.
+
+RepPoints v1 (init points -> deformable conv -> refined points and classes) plus two
+verification branches that are trained as auxiliary tasks and fed back into the features:
+corner heatmaps with sub-pixel offsets (also used at test time to snap box corners) and a
+class-aware foreground map built from the gt boxes. Written for mmdet 3.3 from the description
+in docs/reppoints_v2.md; the detector itself is mmdet's ``RepPointsDetector``.
+"""
+
+import inspect
+import math
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmcv.cnn import ConvModule
+from mmcv.ops import DeformConv2d
+from mmdet.models.dense_heads import RepPointsHead
+from mmdet.models.utils import filter_scores_and_topk, images_to_levels, multi_apply
+from mmdet.registry import MODELS, TASK_UTILS
+from mmdet.utils import ConfigType, InstanceList, OptInstanceList
+from mmengine.config import ConfigDict
+from mmengine.model import normal_init
+from mmengine.structures import InstanceData
+from torch import Tensor
+
+from ..task_modules import CornerHeatmapAssigner
+from .corner_pool import CornerPoolBlock
+
+__all__ = ['RepPointsV2Head']
+
+_PRIOR_BIAS = -math.log((1 - 0.01) / 0.01)
+
+
+class RepPointsV2Head(RepPointsHead):
+    """RepPoints V2 head: RepPoints with corner and foreground verification.
+
+    Outputs per FPN level in training: ``cls`` (B, K, H, W), ``pts_init`` and ``pts_refine``
+    (B, 2P, H, W; (y, x) pairs in stride units relative to the location), ``hm_score``
+    (B, 2, H, W; top-left and bottom-right corner logits), ``hm_offset`` (B, 4, H, W;
+    (dx, dy) of each corner in stride units) and ``sem`` (B, K, H, W; foreground logits).
+    In eval mode: ``cls``, the refined box (B, 4, H, W), ``hm_score`` and ``hm_offset``.
+
+    Args:
+        num_classes: Number of object classes.
+        in_channels: Channels of the FPN levels.
+        shared_stacked_convs: Convs on the regression tower that feed the verification branches.
+        first_kernel_size: Kernel of the corner blocks' branch convs.
+        kernel_size: Kernel of the corner blocks' output convs.
+        corner_dim: Channels of the corner-pooled branches.
+        loss_heatmap: Corner heatmap loss (on sigmoid probabilities).
+        loss_offset: Corner offset loss.
+        loss_sem: Foreground-map loss (``SEPFocalLoss``).
+        transform_method: Points-to-box transform; RepPoints V2 uses ``'exact_minmax'``
+            (point 0 is the top-left corner, point 1 the bottom-right one).
+        sem_stride: Stride of the foreground map the targets are drawn on.
+        corner_snap_levels: For each level, the level whose corner maps snap its boxes at test
+            time, or None to leave them. The original snaps strides 16/32 with the stride-8
+            maps and 64/128 with the stride-16 maps.
+        **kwargs: Passed to :class:`mmdet.models.dense_heads.RepPointsHead`.
+    """
+
+    def __init__(self,
+                 num_classes: int,
+                 in_channels: int,
+                 shared_stacked_convs: int = 1,
+                 first_kernel_size: int = 3,
+                 kernel_size: int = 1,
+                 corner_dim: int = 64,
+                 loss_heatmap: ConfigType = dict(type='GaussianFocalLoss', alpha=2.0, gamma=4.0, loss_weight=0.25),
+                 loss_offset: ConfigType = dict(type='SmoothL1Loss', beta=1.0 / 9.0, loss_weight=1.0),
+                 loss_sem: ConfigType = dict(type='SEPFocalLoss', gamma=2.0, alpha=0.25, loss_weight=0.1),
+                 transform_method: str = 'exact_minmax',
+                 sem_stride: int = 8,
+                 corner_snap_levels: Optional[Sequence[Optional[int]]] = (None, 0, 0, 1, 1),
+                 init_cfg: Optional[dict] = None,
+                 **kwargs) -> None:
+        if transform_method not in ('exact_minmax', 'minmax', 'partial_minmax', 'moment'):
+            raise ValueError("RepPointsV2Head: transform_method must be 'exact_minmax' (the paper's), 'minmax', "
+                             f"'partial_minmax' or 'moment', got {transform_method!r}.")
+        # read by _init_layers, which the parent constructor calls
+        self.shared_stacked_convs = shared_stacked_convs
+        self.first_kernel_size = first_kernel_size
+        self.kernel_size = kernel_size
+        self.corner_dim = corner_dim
+        super().__init__(num_classes=num_classes, in_channels=in_channels, transform_method=transform_method,
+                         init_cfg=init_cfg, **kwargs)
+        if not self.use_sigmoid_cls:
+            raise ValueError('RepPointsV2Head needs a sigmoid classification loss (loss_cls.use_sigmoid=True).')
+        if self.use_grid_points:
+            raise ValueError('RepPointsV2Head does not support use_grid_points=True.')
+        if self.num_points < 2:
+            raise ValueError('RepPointsV2Head needs num_points >= 2 (points 0 and 1 are the box corners).')
+        num_levels = len(self.point_strides)
+        if corner_snap_levels is not None:
+            corner_snap_levels = tuple(corner_snap_levels)
+            if len(corner_snap_levels) != num_levels or any(
+                    lvl is not None and not 0 <= lvl < num_levels for lvl in corner_snap_levels):
+                raise ValueError(f'RepPointsV2Head: corner_snap_levels must give, for each of the {num_levels} '
+                                 f'levels, None or a level index, got {corner_snap_levels}.')
+        self.corner_snap_levels = corner_snap_levels
+        self.sem_stride = sem_stride
+        self.loss_heatmap = MODELS.build(loss_heatmap)
+        self.loss_offset = MODELS.build(loss_offset)
+        self.loss_sem = MODELS.build(loss_sem)
+        if self.train_cfg:
+            hm_cfg = self.train_cfg.get('heatmap', {}).get('assigner', dict(type='CornerHeatmapAssigner'))
+            self.hm_assigner = TASK_UTILS.build(hm_cfg)
+        else:
+            self.hm_assigner = CornerHeatmapAssigner()
+
+    # ------------------------------------------------------------------ layers
+    def _init_layers(self) -> None:
+        """Towers, verification branches, and the deformable cls/refine convs."""
+        super()._init_layers()
+        conv_kw = dict(padding=1, conv_cfg=self.conv_cfg, norm_cfg=self.norm_cfg)
+        c = self.feat_channels
+        self.shared_convs = nn.ModuleList(
+            [ConvModule(c, c, 3, **conv_kw) for _ in range(self.shared_stacked_convs)])
+        block_kw = dict(corner_dim=self.corner_dim, first_kernel_size=self.first_kernel_size,
+                        kernel_size=self.kernel_size, conv_cfg=self.conv_cfg, norm_cfg=self.norm_cfg)
+        self.corner_tl = CornerPoolBlock(c, ('top', 'left'), **block_kw)
+        self.corner_br = CornerPoolBlock(c, ('bottom', 'right'), **block_kw)
+        self.corner_tl_score = nn.Conv2d(c, 1, 3, padding=1)
+        self.corner_br_score = nn.Conv2d(c, 1, 3, padding=1)
+        self.corner_tl_offset = nn.Conv2d(c, 2, 3, padding=1)
+        self.corner_br_offset = nn.Conv2d(c, 2, 3, padding=1)
+        self.sem_out = nn.Conv2d(c, self.cls_out_channels, 1)
+        self.sem_embedding = ConvModule(c, c, 1, conv_cfg=self.conv_cfg, norm_cfg=self.norm_cfg)
+        # the corner maps (2 scores + 4 offsets) are concatenated to the DCN inputs
+        fused = c + 6
+        self.reppoints_cls_conv = DeformConv2d(fused, self.point_feat_channels, self.dcn_kernel, 1, self.dcn_pad)
+        self.reppoints_pts_refine_conv = DeformConv2d(fused, self.point_feat_channels, self.dcn_kernel, 1,
+                                                      self.dcn_pad)
+
+    def init_weights(self) -> None:
+        """Normal(0.01) on the towers, DCNs and outputs; prior-0.01 biases on the logits.
+
+        The corner blocks and the foreground embedding keep their construction-time init, as in
+        the original. A user ``init_cfg`` (e.g. Pretrained) takes over instead.
+        """
+        if self.init_cfg is not None:
+            super().init_weights()
+            return
+        for m in list(self.cls_convs) + list(self.reg_convs) + list(self.shared_convs):
+            normal_init(m.conv, std=0.01)
+        for m in (self.reppoints_cls_conv, self.reppoints_pts_init_conv, self.reppoints_pts_init_out,
+                  self.reppoints_pts_refine_conv, self.reppoints_pts_refine_out, self.corner_tl_offset,
+                  self.corner_br_offset):
+            normal_init(m, std=0.01)
+        for m in (self.reppoints_cls_out, self.corner_tl_score, self.corner_br_score, self.sem_out):
+            normal_init(m, std=0.01, bias=_PRIOR_BIAS)
+        self._is_init = True
+
+    # ----------------------------------------------------------------- forward
+    def points2bbox(self, pts: Tensor, y_first: bool = True) -> Tensor:
+        """Points to boxes; ``'exact_minmax'`` takes point 0 as (x1, y1) and point 1 as (x2, y2).
+
+        Args:
+            pts: Point sets (N, 2P, ...) with (y, x) or (x, y) pairs.
+            y_first: Whether pairs are (y, x).
+
+        Returns:
+            Boxes (N, 4, ...) as (x1, y1, x2, y2).
+        """
+        if self.transform_method != 'exact_minmax':
+            return super().points2bbox(pts, y_first=y_first)
+        pairs = pts.view(pts.shape[0], -1, 2, *pts.shape[2:])
+        ys = pairs[:, :2, 0] if y_first else pairs[:, :2, 1]
+        xs = pairs[:, :2, 1] if y_first else pairs[:, :2, 0]
+        return torch.stack([xs[:, 0], ys[:, 0], xs[:, 1], ys[:, 1]], dim=1)
+
+    def forward_single(self, x: Tensor) -> Tuple[Tensor, ...]:
+        """Forward one FPN level (see the class docstring for the outputs)."""
+        cls_feat, pts_feat = x, x
+        for conv in self.cls_convs:
+            cls_feat = conv(cls_feat)
+        for conv in self.reg_convs:
+            pts_feat = conv(pts_feat)
+        shared = pts_feat
+        for conv in self.shared_convs:
+            shared = conv(shared)
+        sem_score = self.sem_out(shared)
+        emb = self.sem_embedding(shared)
+        cls_feat = cls_feat + emb
+        pts_feat = pts_feat + emb
+        corner_feat = shared + emb
+        tl = self.corner_tl(corner_feat)
+        br = self.corner_br(corner_feat)
+        hm_score = torch.cat([self.corner_tl_score(tl), self.corner_br_score(br)], dim=1)
+        hm_offset = torch.cat([self.corner_tl_offset(tl), self.corner_br_offset(br)], dim=1)
+
+        pts_init = self.reppoints_pts_init_out(self.relu(self.reppoints_pts_init_conv(pts_feat)))
+        grad_mul_init = (1 - self.gradient_mul) * pts_init.detach() + self.gradient_mul * pts_init
+        dcn_offset = grad_mul_init - self.dcn_base_offset.type_as(x)
+        # raw corner logits, not detached: cls/refine gradients also train the corner branch
+        corner_maps = torch.cat([hm_score, hm_offset], dim=1)
+        cls_out = self.reppoints_cls_out(
+            self.relu(self.reppoints_cls_conv(torch.cat([cls_feat, corner_maps], dim=1), dcn_offset)))
+        pts_refine = self.reppoints_pts_refine_out(
+            self.relu(self.reppoints_pts_refine_conv(torch.cat([pts_feat, corner_maps], dim=1), dcn_offset)))
+        pts_refine = pts_refine + pts_init.detach()
+        if self.training:
+            return cls_out, pts_init, pts_refine, hm_score, hm_offset, sem_score
+        return cls_out, self.points2bbox(pts_refine), hm_score, hm_offset
+
+    # ----------------------------------------------------------------- targets
+    def get_targets(self,
+                    proposals_list: List[List[Tensor]],
+                    valid_flag_list: List[List[Tensor]],
+                    batch_gt_instances: InstanceList,
+                    batch_img_metas: List[dict],
+                    batch_gt_instances_ignore: OptInstanceList = None,
+                    stage: str = 'init',
+                    unmap_outputs: bool = True,
+                    return_sampling_results: bool = False) -> tuple:
+        """Point (init) or ATSS (refine) targets, per level.
+
+        Unlike the parent, the per-level counts of valid candidates reach the assigner
+        (``ATSSAssigner`` needs them) and the input lists are not modified.
+
+        Args:
+            proposals_list: Per image, per level candidates: points (n, 3) or boxes (n, 4).
+            valid_flag_list: Per image, per level valid flags.
+            batch_gt_instances: Gt ``bboxes`` and ``labels`` per image.
+            batch_img_metas: Image metas.
+            batch_gt_instances_ignore: Ignored boxes per image (used only by assigners that read them).
+            stage: 'init' or 'refine'.
+            unmap_outputs: Kept for signature compatibility; outputs are always unmapped.
+            return_sampling_results: Unsupported; must be False.
+
+        Returns:
+            ``(labels, label_weights, bbox_gt, bbox_weights, avg_factor)``, the first four as
+            per-level lists of (B, n_l, ...) tensors; ``avg_factor`` is the sum over images of
+            max(#positives, 1).
+        """
+        if stage not in ('init', 'refine'):
+            raise ValueError(f"stage must be 'init' or 'refine', got {stage!r}")
+        if return_sampling_results:
+            raise NotImplementedError('RepPointsV2Head.get_targets does not return sampling results.')
+        num_level = [p.size(0) for p in proposals_list[0]]
+        if batch_gt_instances_ignore is None:
+            batch_gt_instances_ignore = [None] * len(batch_img_metas)
+        labels, label_weights, bbox_gt, bbox_weights, num_pos = multi_apply(
+            self._get_targets_single, [torch.cat(p) for p in proposals_list],
+            [torch.cat(f) for f in valid_flag_list], batch_gt_instances, batch_gt_instances_ignore,
+            stage=stage, num_level_proposals=num_level)
+        avg_factor = sum(max(n, 1) for n in num_pos)
+        return (images_to_levels(labels, num_level), images_to_levels(label_weights, num_level),
+                images_to_levels(bbox_gt, num_level), images_to_levels(bbox_weights, num_level), avg_factor)
+
+    def _get_targets_single(self,
+                            flat_proposals: Tensor,
+                            valid_flags: Tensor,
+                            gt_instances: InstanceData,
+                            gt_instances_ignore: Optional[InstanceData],
+                            stage: str = 'init',
+                            num_level_proposals: Optional[List[int]] = None,
+                            unmap_outputs: bool = True) -> tuple:
+        """Targets of one image over all levels (see :meth:`get_targets`)."""
+        if not valid_flags.any():
+            raise ValueError('RepPointsV2Head: no valid location inside the padded image; check the image size '
+                             'and the pad_shape meta.')
+        assigner = self.init_assigner if stage == 'init' else self.refine_assigner
+        pos_weight = self.train_cfg[stage]['pos_weight']
+        proposals = flat_proposals[valid_flags]
+        pred_instances = InstanceData(priors=proposals)
+        if 'num_level_priors' in inspect.signature(assigner.assign).parameters:
+            valid_per_level = [int(f.sum()) for f in torch.split(valid_flags, num_level_proposals)]
+            result = assigner.assign(pred_instances, valid_per_level, gt_instances, gt_instances_ignore)
+        else:
+            result = assigner.assign(pred_instances, gt_instances, gt_instances_ignore)
+        n = proposals.shape[0]
+        pos = (result.gt_inds > 0).nonzero().squeeze(1)
+        neg = (result.gt_inds == 0).nonzero().squeeze(1)
+        labels = proposals.new_full((n, ), self.num_classes, dtype=torch.long)
+        label_weights = proposals.new_zeros(n)
+        bbox_gt = proposals.new_zeros(n, 4)
+        bbox_weights = proposals.new_zeros(n, 4)
+        if pos.numel():
+            gt_idx = result.gt_inds[pos] - 1
+            bbox_gt[pos] = gt_instances.bboxes[gt_idx].to(proposals.dtype)
+            bbox_weights[pos] = 1.0
+            labels[pos] = gt_instances.labels[gt_idx]
+            label_weights[pos] = 1.0 if pos_weight <= 0 else pos_weight
+        label_weights[neg] = 1.0
+        total = flat_proposals.shape[0]
+        return (_unmap(labels, total, valid_flags, fill=self.num_classes), _unmap(label_weights, total, valid_flags),
+                _unmap(bbox_gt, total, valid_flags), _unmap(bbox_weights, total, valid_flags), int(pos.numel()))
+
+    def get_corner_targets(self, points_list: List[List[Tensor]], valid_flag_list: List[List[Tensor]],
+                           batch_gt_instances: InstanceList) -> Dict[str, object]:
+        """Corner heatmap/offset targets and weights per level, with their normalisers.
+
+        Args:
+            points_list: Per image, per level points (n, 3).
+            valid_flag_list: Per image, per level valid flags.
+            batch_gt_instances: Gt boxes per image.
+
+        Returns:
+            Dict with per-level lists ``hm_{tl,br}`` (B, n_l), ``hm_weight`` (B, n_l),
+            ``offset_{tl,br}`` (B, n_l, 2), ``offset_weight_{tl,br}`` (B, n_l, 2), and
+            ``avg_{tl,br}``: sum over images of max(#positive locations, 1).
+        """
+        num_level = [p.size(0) for p in points_list[0]]
+        per_image: Dict[str, List[Tensor]] = {}
+        avg = {'tl': 0, 'br': 0}
+        for points, flags, gt in zip(points_list, valid_flag_list, batch_gt_instances):
+            points, flags = torch.cat(points), torch.cat(flags)
+            targets = self.hm_assigner.assign(points[flags], gt.bboxes)
+            total = points.shape[0]
+            per_image.setdefault('hm_weight', []).append(_unmap(flags.new_ones(int(flags.sum())).float(), total,
+                                                                flags))
+            for c in ('tl', 'br'):
+                hm = targets[f'hm_{c}']
+                positive = (hm == 1).float()
+                avg[c] += max(int(positive.sum()), 1)
+                per_image.setdefault(f'hm_{c}', []).append(_unmap(hm, total, flags))
+                per_image.setdefault(f'offset_{c}', []).append(_unmap(targets[f'offset_{c}'], total, flags))
+                per_image.setdefault(f'offset_weight_{c}', []).append(
+                    _unmap(positive[:, None].expand(-1, 2), total, flags))
+        out: Dict[str, object] = {k: images_to_levels(v, num_level) for k, v in per_image.items()}
+        out['avg_tl'], out['avg_br'] = avg['tl'], avg['br']
+        return out
+
+    def get_sem_targets(self, batch_gt_instances: InstanceList, batch_img_metas: List[dict],
+                        level_sizes: List[Tuple[int, int]], device: torch.device) -> Tuple[Tensor, Tensor]:
+        """Foreground-verification targets from boxes, flattened over levels, classes and images.
+
+        Each box fills, in its class channel of a ``sem_stride`` map, the cells from
+        ``floor(x1/s)..floor(x2/s)`` and ``floor(y1/s)..floor(y2/s)`` (inside the image's
+        ``pad_shape``) with 1 and weight 1/area; larger boxes are drawn first so smaller ones
+        win. Each level takes the map resized by nearest interpolation.
+
+        Args:
+            batch_gt_instances: Gt boxes and labels per image.
+            batch_img_metas: Image metas (``pad_shape``, ``batch_input_shape``).
+            level_sizes: (H, W) of every level.
+            device: Device of the targets.
+
+        Returns:
+            ``(target, weight)``, each of length sum_l B * K * H_l * W_l in the order of
+            ``cat([sem_l.reshape(-1) for sem_l in sem_scores])``.
+        """
+        s = self.sem_stride
+        batch_h, batch_w = batch_img_metas[0]['batch_input_shape']
+        base_h, base_w = math.ceil(batch_h / s), math.ceil(batch_w / s)
+        k = self.cls_out_channels
+        sem_map = torch.zeros(len(batch_img_metas), k, base_h, base_w, device=device)
+        sem_weight = torch.zeros_like(sem_map)
+        for i, (gt, meta) in enumerate(zip(batch_gt_instances, batch_img_metas)):
+            pad_h, pad_w = meta.get('pad_shape', meta['batch_input_shape'])[:2]
+            rows, cols = min(int(pad_h / s), base_h), min(int(pad_w / s), base_w)
+            boxes = gt.bboxes.detach().float().to(device)
+            if boxes.numel() == 0:
+                continue
+            # a degenerate box would give weight 1/0; one pixel is the smallest area it can cover
+            areas = ((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])).clamp(min=1.0)
+            cells = (boxes.clamp(min=0) / s).floor().long().tolist()
+            for j in torch.argsort(areas, descending=True).tolist():
+                x1, y1, x2, y2 = cells[j]
+                label = int(gt.labels[j])
+                sem_map[i, label, y1:min(y2 + 1, rows), x1:min(x2 + 1, cols)] = 1.0
+                sem_weight[i, label, y1:min(y2 + 1, rows), x1:min(x2 + 1, cols)] = 1.0 / areas[j]
+        targets = [F.interpolate(sem_map, size=tuple(size)).reshape(-1) for size in level_sizes]
+        weights = [F.interpolate(sem_weight, size=tuple(size)).reshape(-1) for size in level_sizes]
+        return torch.cat(targets), torch.cat(weights)
+
+    # ------------------------------------------------------------------ losses
+    def loss_by_feat(self,
+                     cls_scores: List[Tensor],
+                     pts_preds_init: List[Tensor],
+                     pts_preds_refine: List[Tensor],
+                     hm_scores: List[Tensor],
+                     hm_offsets: List[Tensor],
+                     sem_scores: List[Tensor],
+                     batch_gt_instances: InstanceList,
+                     batch_img_metas: List[dict],
+                     batch_gt_instances_ignore: OptInstanceList = None) -> Dict[str, List[Tensor]]:
+        """All RepPoints V2 losses, in fp32 whatever the autocast state.
+
+        Args:
+            cls_scores: Per level (B, K, H, W) logits.
+            pts_preds_init: Per level (B, 2P, H, W) init points.
+            pts_preds_refine: Per level (B, 2P, H, W) refined points.
+            hm_scores: Per level (B, 2, H, W) corner logits.
+            hm_offsets: Per level (B, 4, H, W) corner offsets.
+            sem_scores: Per level (B, K, H, W) foreground logits.
+            batch_gt_instances: Gt ``bboxes`` and ``labels`` per image.
+            batch_img_metas: Image metas.
+            batch_gt_instances_ignore: Ignored boxes per image.
+
+        Returns:
+            ``loss_cls``, ``loss_pts_init``, ``loss_pts_refine``, ``loss_heatmap`` and
+            ``loss_offset`` per level, and ``loss_sem``.
+        """
+        device = cls_scores[0].device
+        with torch.autocast(device_type=device.type, enabled=False):
+            as_fp32 = lambda ts: [t.float() for t in ts]  # noqa: E731
+            return self._loss_by_feat_fp32(
+                as_fp32(cls_scores), as_fp32(pts_preds_init), as_fp32(pts_preds_refine), as_fp32(hm_scores),
+                as_fp32(hm_offsets), as_fp32(sem_scores), batch_gt_instances, batch_img_metas,
+                batch_gt_instances_ignore)
+
+    def _loss_by_feat_fp32(self, cls_scores, pts_preds_init, pts_preds_refine, hm_scores, hm_offsets, sem_scores,
+                           batch_gt_instances, batch_img_metas, batch_gt_instances_ignore):
+        featmap_sizes = [f.shape[-2:] for f in cls_scores]
+        device = cls_scores[0].device
+        center_list, valid_flag_list = self.get_points(featmap_sizes, batch_img_metas, device)
+
+        # init stage: centres (x, y, stride) for PointAssigner
+        init_assigner = self.train_cfg['init']['assigner']['type']
+        candidates = center_list if 'Point' in init_assigner else self.centers_to_bboxes(center_list)
+        _, _, bbox_gt_init, bbox_weights_init, avg_init = self.get_targets(
+            candidates, valid_flag_list, batch_gt_instances, batch_img_metas, batch_gt_instances_ignore, 'init')
+
+        # refine stage: ATSS over the boxes of the detached init points
+        refine_candidates = []
+        for i_img, centers in enumerate(center_list):
+            boxes = []
+            for lvl, pts in enumerate(pts_preds_init):
+                shift = self.points2bbox(pts[i_img:i_img + 1].detach())[0] * self.point_strides[lvl]
+                boxes.append(centers[lvl][:, :2].repeat(1, 2) + shift.permute(1, 2, 0).reshape(-1, 4))
+            refine_candidates.append(boxes)
+        labels, label_weights, bbox_gt_refine, bbox_weights_refine, avg_refine = self.get_targets(
+            refine_candidates, valid_flag_list, batch_gt_instances, batch_img_metas, batch_gt_instances_ignore,
+            'refine')
+
+        corner = self.get_corner_targets(center_list, valid_flag_list, batch_gt_instances)
+
+        losses_cls, losses_init, losses_refine = multi_apply(
+            self.loss_by_feat_single, cls_scores, self.offset_to_pts(center_list, pts_preds_init),
+            self.offset_to_pts(center_list, pts_preds_refine), labels, label_weights, bbox_gt_init,
+            bbox_weights_init, bbox_gt_refine, bbox_weights_refine, self.point_strides,
+            avg_factor_init=avg_init, avg_factor_refine=avg_refine)
+        losses_hm, losses_offset = multi_apply(
+            self._loss_corner_single, hm_scores, hm_offsets, corner['hm_tl'], corner['hm_br'],
+            corner['hm_weight'], corner['offset_tl'], corner['offset_br'], corner['offset_weight_tl'],
+            corner['offset_weight_br'], avg_tl=corner['avg_tl'], avg_br=corner['avg_br'])
+
+        sem_target, sem_weight = self.get_sem_targets(batch_gt_instances, batch_img_metas, featmap_sizes, device)
+        sem_pred = torch.cat([s.reshape(-1) for s in sem_scores])
+        loss_sem = self.loss_sem(sem_pred, sem_target, sem_weight, avg_factor=(sem_target > 0).sum())
+        return dict(loss_cls=losses_cls, loss_pts_init=losses_init, loss_pts_refine=losses_refine,
+                    loss_heatmap=losses_hm, loss_offset=losses_offset, loss_sem=loss_sem)
+
+    def _loss_corner_single(self, hm_score: Tensor, hm_offset: Tensor, hm_tl: Tensor, hm_br: Tensor,
+                            hm_weight: Tensor, offset_tl: Tensor, offset_br: Tensor, offset_weight_tl: Tensor,
+                            offset_weight_br: Tensor, avg_tl: int, avg_br: int) -> Tuple[Tensor, Tensor]:
+        """Corner heatmap and offset losses of one level, averaged over the two corners."""
+        prob = hm_score.permute(0, 2, 3, 1).reshape(-1, 2).sigmoid()
+        offset = hm_offset.permute(0, 2, 3, 1).reshape(-1, 4)
+        weight = hm_weight.reshape(-1)
+        loss_hm = (self.loss_heatmap(prob[:, 0], hm_tl.reshape(-1), weight=weight, avg_factor=avg_tl)
+                   + self.loss_heatmap(prob[:, 1], hm_br.reshape(-1), weight=weight, avg_factor=avg_br)) / 2
+        loss_offset = (self.loss_offset(offset[:, :2], offset_tl.reshape(-1, 2), offset_weight_tl.reshape(-1, 2),
+                                        avg_factor=avg_tl)
+                       + self.loss_offset(offset[:, 2:], offset_br.reshape(-1, 2), offset_weight_br.reshape(-1, 2),
+                                          avg_factor=avg_br)) / 2
+        return loss_hm, loss_offset
+
+    # --------------------------------------------------------------- inference
+    def predict_by_feat(self,
+                        cls_scores: List[Tensor],
+                        bbox_preds: List[Tensor],
+                        hm_scores: List[Tensor],
+                        hm_offsets: List[Tensor],
+                        batch_img_metas: Optional[List[dict]] = None,
+                        cfg: Optional[ConfigDict] = None,
+                        rescale: bool = False,
+                        with_nms: bool = True) -> InstanceList:
+        """Boxes from the refined points, corners snapped to the corner maps, then NMS.
+
+        Args:
+            cls_scores: Per level (B, K, H, W) logits.
+            bbox_preds: Per level (B, 4, H, W) refined boxes in stride units (eval-mode forward).
+            hm_scores: Per level (B, 2, H, W) corner logits.
+            hm_offsets: Per level (B, 4, H, W) corner offsets.
+            batch_img_metas: Image metas (``img_shape``, ``scale_factor``).
+            cfg: Test config; ``self.test_cfg`` by default.
+            rescale: Map boxes back to the original image size.
+            with_nms: Apply NMS.
+
+        Returns:
+            One ``InstanceData`` (``bboxes``, ``scores``, ``labels``) per image.
+        """
+        if len(cls_scores) != len(bbox_preds):
+            raise ValueError('predict_by_feat: cls_scores and bbox_preds must have one entry per level.')
+        cfg = ConfigDict(self.test_cfg if cfg is None else cfg)
+        featmap_sizes = [f.shape[-2:] for f in cls_scores]
+        priors = self.prior_generator.grid_priors(featmap_sizes, dtype=cls_scores[0].dtype,
+                                                  device=cls_scores[0].device)
+        results = []
+        for i, meta in enumerate(batch_img_metas):
+            results.append(self._predict_single(
+                [c[i].detach() for c in cls_scores], [b[i].detach() for b in bbox_preds],
+                [h[i].detach() for h in hm_scores], [o[i].detach() for o in hm_offsets], priors, meta, cfg,
+                rescale, with_nms))
+        return results
+
+    def _predict_single(self, cls_scores: List[Tensor], bbox_preds: List[Tensor], hm_scores: List[Tensor],
+                        hm_offsets: List[Tensor], priors: List[Tensor], img_meta: dict, cfg: ConfigDict,
+                        rescale: bool, with_nms: bool) -> InstanceData:
+        img_shape = img_meta['img_shape']
+        nms_pre = cfg.get('nms_pre', -1)
+        boxes_all, scores_all, labels_all = [], [], []
+        for lvl, (cls_score, bbox_pred, lvl_priors) in enumerate(zip(cls_scores, bbox_preds, priors)):
+            scores = cls_score.permute(1, 2, 0).reshape(-1, self.cls_out_channels).sigmoid()
+            bbox_pred = bbox_pred.permute(1, 2, 0).reshape(-1, 4)
+            scores, labels, _, kept = filter_scores_and_topk(scores, cfg.score_thr, nms_pre,
+                                                             dict(bbox_pred=bbox_pred, priors=lvl_priors))
+            boxes = self._bbox_decode(kept['priors'], kept['bbox_pred'], self.point_strides[lvl], img_shape)
+            src = None if self.corner_snap_levels is None else self.corner_snap_levels[lvl]
+            if src is not None and boxes.numel():
+                boxes = self.snap_corners(boxes, hm_scores[src], hm_offsets[src], self.point_strides[src],
+                                          img_shape)
+            boxes_all.append(boxes)
+            scores_all.append(scores)
+            labels_all.append(labels)
+        results = InstanceData(bboxes=torch.cat(boxes_all), scores=torch.cat(scores_all),
+                               labels=torch.cat(labels_all))
+        return self._bbox_post_process(results=results, cfg=cfg, rescale=rescale, with_nms=with_nms,
+                                       img_meta=img_meta)
+
+    @staticmethod
+    def snap_corners(boxes: Tensor, hm_score: Tensor, hm_offset: Tensor, stride: int,
+                     img_shape: Tuple[int, int]) -> Tensor:
+        """Move each box corner to the best corner-map cell of its 2x2 neighbourhood.
+
+        For the top-left corner (x1, y1): ``xi = floor(clamp(x1 / s, 0, W - 2))`` (same for y);
+        among cells {yi, yi+1} x {xi, xi+1} the one with the highest top-left probability wins
+        and the corner becomes ``(cell + offset) * s``, clamped to the image. Bottom-right alike.
+        Maps smaller than 2x2 leave the boxes unchanged.
+
+        Args:
+            boxes: Boxes (n, 4) in input pixels.
+            hm_score: Corner logits (2, H, W) of the map's level.
+            hm_offset: Corner offsets (4, H, W) of that level.
+            stride: Stride of that level.
+            img_shape: (h, w) of the image for clamping.
+
+        Returns:
+            Snapped boxes (n, 4).
+        """
+        h, w = hm_score.shape[-2:]
+        if h < 2 or w < 2:
+            return boxes
+        prob = hm_score.sigmoid()
+        out = []
+        for c in range(2):
+            x, y = boxes[:, 2 * c], boxes[:, 2 * c + 1]
+            xi = (x / stride).clamp(0, w - 2).floor().long()
+            yi = (y / stride).clamp(0, h - 2).floor().long()
+            cand_y = torch.stack([yi, yi, yi + 1, yi + 1], dim=1)
+            cand_x = torch.stack([xi, xi + 1, xi, xi + 1], dim=1)
+            best = prob[c][cand_y, cand_x].argmax(dim=1, keepdim=True)
+            ny, nx = cand_y.gather(1, best).squeeze(1), cand_x.gather(1, best).squeeze(1)
+            out.append(((nx + hm_offset[2 * c, ny, nx]) * stride).clamp(0, img_shape[1]))
+            out.append(((ny + hm_offset[2 * c + 1, ny, nx]) * stride).clamp(0, img_shape[0]))
+        return torch.stack(out, dim=1)
+
+
+def _unmap(data: Tensor, count: int, inds: Tensor, fill: float = 0) -> Tensor:
+    """Scatter ``data`` (rows for the True entries of ``inds``) back to ``count`` rows."""
+    out = data.new_full((count, *data.shape[1:]), fill)
+    out[inds.bool()] = data
+    return out
