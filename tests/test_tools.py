@@ -13,6 +13,7 @@ import pytest
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 MASK = 'configs/demo/mask_rcnn_focal_tiny_demo.py'
 UPER = 'configs/demo/upernet_focal_tiny_demo.py'
+REPPOINTS = 'configs/demo/reppoints_v2_focal_tiny_demo.py'
 
 
 def tool(*args: str, check: bool = True, env: dict = None) -> subprocess.CompletedProcess:
@@ -64,6 +65,22 @@ def test_mask_rcnn_demo_trains_checkpoints_and_tests_with_coco_metrics(tmp_path)
     drawn, original = mmcv.imread(png), mmcv.imread(osp.join(REPO, image))
     assert drawn.shape == original.shape
     assert np.abs(drawn.astype(int) - original.astype(int)).mean() > 1.0
+
+
+@pytest.mark.slow
+def test_reppoints_v2_demo_trains_and_tests_with_coco_metrics(tmp_path) -> None:
+    work = str(tmp_path / 'rpv2')
+    tool('tools/train.py', REPPOINTS, '--work-dir', work, '--cfg-options', 'train_cfg.max_epochs=1',
+         'train_cfg.val_interval=1', 'default_hooks.logger.interval=1', 'default_hooks.checkpoint.interval=1',
+         'train_dataloader.dataset.indices=6', 'val_dataloader.dataset.indices=3')
+    records = [r for r in scalars(work) if 'loss' in r]
+    assert len(records) == 3
+    for key in ('loss_cls', 'loss_pts_init', 'loss_pts_refine', 'loss_heatmap', 'loss_offset', 'loss_sem'):
+        assert all(0 < r[key] < 100 for r in records), key
+    out = tool('tools/test.py', REPPOINTS, osp.join(work, 'epoch_1.pth'), '--work-dir', str(tmp_path / 'test'),
+               '--cfg-options', 'test_dataloader.dataset.indices=3')
+    assert 'Average Precision' in out.stdout
+    assert 0.0 <= scalars(str(tmp_path / 'test'))[-1]['coco/bbox_mAP'] <= 1.0
 
 
 @pytest.mark.slow
