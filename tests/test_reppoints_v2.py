@@ -23,6 +23,14 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 STRIDES = [8, 16, 32, 64, 128]
 
 
+@pytest.fixture(autouse=True)
+def mmdet_scope():
+    """Build in mmdet's scope whatever scope earlier tests left as the default."""
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        yield
+
+
 def small_head(num_classes: int = 4, channels: int = 32, **kwargs) -> RepPointsV2Head:
     """A narrow head with the paper's structure and targets."""
     cfg = dict(
