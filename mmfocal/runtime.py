@@ -171,8 +171,10 @@ def run_guarded(fn, cfg: Optional[Config] = None) -> None:
         cfg: The config, to name its annotation files in messages.
     """
     import sys
+    finished = False
     try:
         fn()
+        finished = True
     except (UserError, FileNotFoundError) as exc:
         sys.exit(f'error: {exc}')
     except Exception as exc:  # noqa: BLE001
@@ -181,11 +183,35 @@ def run_guarded(fn, cfg: Optional[Config] = None) -> None:
             raise
         sys.exit(f'error: {message}')
     finally:
-        # mmengine never tears the process group down; a gloo group left alive at interpreter exit
-        # can abort the process ("terminate called without an active exception").
-        import torch.distributed as dist
-        if dist.is_available() and dist.is_initialized():
-            dist.destroy_process_group()
+        _shutdown_distributed(finished)
+
+
+def _shutdown_distributed(finished: bool) -> None:
+    """Tear down a process group that mmengine leaves alive, without the gloo abort at exit.
+
+    Args:
+        finished: Whether the tool's work completed on this rank (then all ranks meet first).
+    """
+    import logging
+    import sys
+
+    import torch.distributed as dist
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    multi_process = dist.get_world_size() > 1
+    if finished:
+        # ranks end at different times (rank 0 writes checkpoints and logs): tearing gloo down while a
+        # peer is still inside a collective aborts that peer
+        dist.barrier()
+    dist.destroy_process_group()
+    if finished and multi_process:
+        # gloo's C++ threads can still abort the interpreter's final teardown ("terminate called
+        # without an active exception", exit -6) after a clean run; everything is written, so leave
+        # without running static destructors
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def _annotation_files(cfg: Config) -> List[str]:
