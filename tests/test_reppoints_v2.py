@@ -268,6 +268,22 @@ def test_legacy_giou_loss_matches_hand_computation() -> None:
     assert zero.item() == 0 and zero.requires_grad
 
 
+def test_inverted_init_boxes_keep_targets_and_losses_finite() -> None:
+    """exact_minmax boxes can be inverted early in training; nothing may sort or reject them."""
+    head = small_head()
+    cls, pts_init, pts_refine, hm, off, sem = head(feats_for(128))
+
+    def invert(p: torch.Tensor) -> torch.Tensor:
+        # point 0 (top-left) at (+3, +3) and point 1 (bottom-right) at (-3, -3) stride units
+        return torch.cat([torch.full_like(p[:, :2], 3.), torch.full_like(p[:, 2:4], -3.), p[:, 4:]], 1)
+
+    inverted_init = [invert(p) for p in pts_init]
+    assert (head.points2bbox(inverted_init[0])[:, 2] < head.points2bbox(inverted_init[0])[:, 0]).all()
+    losses = head.loss_by_feat(cls, inverted_init, [invert(p) for p in pts_refine], hm, off, sem,
+                               [TWO_BOXES, TWO_BOXES], metas_for(128, 128, 128))
+    assert torch.isfinite(total(losses))
+
+
 def test_losses_finite_and_every_parameter_gets_a_gradient() -> None:
     head = small_head()
     outs = head(feats_for(256))
