@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from mmcv.cnn import ConvModule
 from mmcv.ops import DeformConv2d
 from mmdet.models.dense_heads import RepPointsHead
-from mmdet.models.utils import filter_scores_and_topk, images_to_levels, multi_apply
+from mmdet.models.utils import filter_scores_and_topk, images_to_levels, multi_apply, unmap
 from mmdet.registry import MODELS, TASK_UTILS
 from mmdet.utils import ConfigType, InstanceList, OptInstanceList
 from mmengine.config import ConfigDict
@@ -107,12 +107,17 @@ class RepPointsV2Head(RepPointsHead):
         if self.train_cfg:
             hm_cfg = self.train_cfg.get('heatmap', {}).get('assigner', dict(type='CornerHeatmapAssigner'))
             self.hm_assigner = TASK_UTILS.build(hm_cfg)
+            # ATSS-style assigners need the per-level candidate counts as their second argument
+            self._assigner_takes_levels = {
+                stage: 'num_level_priors' in inspect.signature(assigner.assign).parameters
+                for stage, assigner in (('init', self.init_assigner), ('refine', self.refine_assigner))}
         else:
             self.hm_assigner = CornerHeatmapAssigner()
 
     # ------------------------------------------------------------------ layers
     def _init_layers(self) -> None:
         """Towers, verification branches, and the deformable cls/refine convs."""
+        # the parent builds the towers and point convs we keep; its two DCNs are replaced below (wider input)
         super()._init_layers()
         conv_kw = dict(padding=1, conv_cfg=self.conv_cfg, norm_cfg=self.norm_cfg)
         c = self.feat_channels
@@ -266,7 +271,7 @@ class RepPointsV2Head(RepPointsHead):
         pos_weight = self.train_cfg[stage]['pos_weight']
         proposals = flat_proposals[valid_flags]
         pred_instances = InstanceData(priors=proposals)
-        if 'num_level_priors' in inspect.signature(assigner.assign).parameters:
+        if self._assigner_takes_levels[stage]:
             valid_per_level = [int(f.sum()) for f in torch.split(valid_flags, num_level_proposals)]
             result = assigner.assign(pred_instances, valid_per_level, gt_instances, gt_instances_ignore)
         else:
@@ -286,8 +291,8 @@ class RepPointsV2Head(RepPointsHead):
             label_weights[pos] = 1.0 if pos_weight <= 0 else pos_weight
         label_weights[neg] = 1.0
         total = flat_proposals.shape[0]
-        return (_unmap(labels, total, valid_flags, fill=self.num_classes), _unmap(label_weights, total, valid_flags),
-                _unmap(bbox_gt, total, valid_flags), _unmap(bbox_weights, total, valid_flags), int(pos.numel()))
+        return (unmap(labels, total, valid_flags, fill=self.num_classes), unmap(label_weights, total, valid_flags),
+                unmap(bbox_gt, total, valid_flags), unmap(bbox_weights, total, valid_flags), int(pos.numel()))
 
     def get_corner_targets(self, points_list: List[List[Tensor]], valid_flag_list: List[List[Tensor]],
                            batch_gt_instances: InstanceList) -> Dict[str, object]:
@@ -310,16 +315,15 @@ class RepPointsV2Head(RepPointsHead):
             points, flags = torch.cat(points), torch.cat(flags)
             targets = self.hm_assigner.assign(points[flags], gt.bboxes)
             total = points.shape[0]
-            per_image.setdefault('hm_weight', []).append(_unmap(flags.new_ones(int(flags.sum())).float(), total,
-                                                                flags))
+            per_image.setdefault('hm_weight', []).append(flags.float())  # 1 on every valid location
             for c in ('tl', 'br'):
                 hm = targets[f'hm_{c}']
                 positive = (hm == 1).float()
                 avg[c] += max(int(positive.sum()), 1)
-                per_image.setdefault(f'hm_{c}', []).append(_unmap(hm, total, flags))
-                per_image.setdefault(f'offset_{c}', []).append(_unmap(targets[f'offset_{c}'], total, flags))
+                per_image.setdefault(f'hm_{c}', []).append(unmap(hm, total, flags))
+                per_image.setdefault(f'offset_{c}', []).append(unmap(targets[f'offset_{c}'], total, flags))
                 per_image.setdefault(f'offset_weight_{c}', []).append(
-                    _unmap(positive[:, None].expand(-1, 2), total, flags))
+                    unmap(positive[:, None].expand(-1, 2), total, flags))
         out: Dict[str, object] = {k: images_to_levels(v, num_level) for k, v in per_image.items()}
         out['avg_tl'], out['avg_br'] = avg['tl'], avg['br']
         return out
@@ -416,13 +420,10 @@ class RepPointsV2Head(RepPointsHead):
             candidates, valid_flag_list, batch_gt_instances, batch_img_metas, batch_gt_instances_ignore, 'init')
 
         # refine stage: ATSS over the boxes of the detached init points
-        refine_candidates = []
-        for i_img, centers in enumerate(center_list):
-            boxes = []
-            for lvl, pts in enumerate(pts_preds_init):
-                shift = self.points2bbox(pts[i_img:i_img + 1].detach())[0] * self.point_strides[lvl]
-                boxes.append(centers[lvl][:, :2].repeat(1, 2) + shift.permute(1, 2, 0).reshape(-1, 4))
-            refine_candidates.append(boxes)
+        shifts = [(self.points2bbox(pts.detach()) * stride).permute(0, 2, 3, 1).flatten(1, 2)
+                  for pts, stride in zip(pts_preds_init, self.point_strides)]  # (B, HW, 4) per level
+        refine_candidates = [[c[:, :2].repeat(1, 2) + shift[i_img] for c, shift in zip(centers, shifts)]
+                             for i_img, centers in enumerate(center_list)]
         labels, label_weights, bbox_gt_refine, bbox_weights_refine, avg_refine = self.get_targets(
             refine_candidates, valid_flag_list, batch_gt_instances, batch_img_metas, batch_gt_instances_ignore,
             'refine')
@@ -560,9 +561,3 @@ class RepPointsV2Head(RepPointsHead):
             out.append(((ny + hm_offset[2 * c + 1, ny, nx]) * stride).clamp(0, img_shape[0]))
         return torch.stack(out, dim=1)
 
-
-def _unmap(data: Tensor, count: int, inds: Tensor, fill: float = 0) -> Tensor:
-    """Scatter ``data`` (rows for the True entries of ``inds``) back to ``count`` rows."""
-    out = data.new_full((count, *data.shape[1:]), fill)
-    out[inds.bool()] = data
-    return out
