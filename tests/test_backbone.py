@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 from mmengine.logging import MMLogger
 
 from mmfocal.models import FocalTransformer
+from mmfocal.models.backbones import focal_transformer
+from mmfocal.models.backbones.focal_transformer import FocalAttention
 
 SMALL = dict(embed_dims=32, depths=(1, 1, 1, 1), num_heads=(1, 2, 4, 8), drop_path_rate=0.)
 
@@ -193,6 +195,74 @@ def test_fast_and_reference_attention_agree_in_training_with_gradients() -> None
         for a, b in zip(grads[0][1], grads[1][1]):
             assert torch.allclose(a, b, atol=1e-4, rtol=1e-3)
 
+
+
+def test_fast_and_reference_attention_agree_at_inference() -> None:
+    # The no-grad path runs a fused attention kernel per image; window multiples and padded sizes.
+    fast = small_model(focal_windows=(15, 13, 9, 7), expand_sizes=3).eval()
+    ref = FocalTransformer(**SMALL, focal_windows=(15, 13, 9, 7), expand_sizes=3, attn_impl='reference').eval()
+    ref.load_state_dict(fast.state_dict())
+    for hw in [(56, 56), (100, 150), (224, 224)]:
+        x = torch.rand(3, 3, *hw)
+        with torch.no_grad():
+            for a, b in zip(fast(x), ref(x)):
+                assert (a - b).abs().max() <= 1e-4
+
+
+def _saved_bytes(module: nn.Module, *args) -> int:
+    """Bytes of the distinct storages autograd saves for backward during one call."""
+    seen = set()
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        seen.add((t.untyped_storage().data_ptr(), t.untyped_storage().nbytes()))
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        module(*args)
+    return sum(n for _, n in seen)
+
+
+def test_fast_attention_does_not_keep_the_gathered_keys_for_backward() -> None:
+    # Keys of a window are ~230 tokens (window, ring, pooled); the fast core saves their sources
+    # (one entry per token) and gathers again in backward, so it keeps far less than autograd would.
+    fast = FocalAttention(96, 3, 7, 3, 2, 7).train()
+    ref = FocalAttention(96, 3, 7, 3, 2, 7, attn_impl='reference').train()
+    ref.load_state_dict(fast.state_dict())
+    x, pooled = torch.rand(1, 56, 56, 96), torch.rand(1, 8, 8, 96)
+    assert _saved_bytes(fast, x, pooled) < 0.75 * _saved_bytes(ref, x, pooled)
+    fast_out, ref_out = fast(x, pooled), ref(x, pooled)
+    assert (fast_out - ref_out).abs().max() <= 1e-5
+
+
+def test_attention_dropout_trains_and_is_off_in_eval() -> None:
+    model = small_model(attn_drop_rate=0.5)
+    ref = FocalTransformer(**SMALL, attn_drop_rate=0.5, attn_impl='reference')
+    ref.load_state_dict(model.state_dict())
+    x = torch.rand(1, 3, 64, 64)
+    model.train()
+    a, b = model(x)[3], model(x)[3]
+    assert not torch.allclose(a, b)
+    a.square().mean().backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    model.eval(), ref.eval()
+    with torch.no_grad():
+        assert (model(x)[3] - ref(x)[3]).abs().max() <= 1e-4
+
+
+def test_bf16_autocast_training_step_on_cpu_is_finite() -> None:
+    model = small_model().train()
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        feats = model(torch.rand(2, 3, 64, 96))
+    sum(f.float().square().mean() for f in feats).backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
+def test_attention_scratch_is_released_after_the_forward() -> None:
+    model = small_model().eval()
+    with torch.no_grad():
+        model(torch.rand(1, 3, 64, 64))
+    assert not getattr(focal_transformer._scratch_local, 'buffers', {})
 
 # --- parameter counts (spec section 7: official backbone without head) ------------------------
 
