@@ -6,11 +6,12 @@ Usage:
         [--out work_dirs/benchmark] [--repeat 3] [--quick]
 
 Measured per (model, input): backbone forward (eval, no grad) and forward+backward (train mode) wall time,
-the best of ``--repeat`` runs after one warm-up (shared machines are noisy; the minimum is the most stable), and peak memory of a forward+backward: on CUDA
-``torch.cuda.max_memory_allocated``; on CPU the growth of the process's peak RSS during that step, each
-measurement in a fresh process. Inputs: 224x224 batch 8, 512x512 batch 2, 800x1333 batch 1. The official
-code only runs at its build size (224). All Focal models share the same random weights; the script
-checks that their outputs agree before timing. Writes ``benchmark.json`` and ``benchmark.png``.
+the best of ``--repeat`` runs after one warm-up (shared machines are noisy; the minimum is the most
+stable), and peak memory of a forward+backward: on CUDA ``torch.cuda.max_memory_allocated``; on CPU the
+peak of live tensor bytes from the profiler's allocation events (and, for reference, the growth of the
+process's peak RSS), each measurement in a fresh process. Inputs: 224x224 batch 8, 512x512 batch 2,
+800x1333 batch 1. The official code only runs at its build size (224). All Focal models share the same
+random weights; the script checks that their outputs agree before timing. Writes ``benchmark.json`` and ``benchmark.png``.
 """
 
 import argparse
@@ -103,8 +104,13 @@ def measure(name: str, batch: int, h: int, w: int, repeat: int, official: str, t
     return result
 
 
-def peak_rss_step(name: str, batch: int, h: int, w: int, official: str, threads: int) -> float:
-    """Peak RSS growth (MiB) of one forward+backward, measured in this (fresh) process."""
+def peak_memory_step(name: str, batch: int, h: int, w: int, official: str, threads: int) -> Dict[str, float]:
+    """Peak memory (MiB) of one forward+backward on CPU, measured in this (fresh) process.
+
+    ``peak_mem_mb``: the highest total of live tensor bytes, from the profiler's allocation events (the
+    CPU analogue of ``torch.cuda.max_memory_allocated``; exact and repeatable). ``peak_rss_mb``: the
+    growth of the process's peak RSS, which also counts what malloc keeps and varies between runs.
+    """
     import resource
 
     import torch
@@ -113,10 +119,18 @@ def peak_rss_step(name: str, batch: int, h: int, w: int, official: str, threads:
     x = torch.rand(batch, 3, h, w)
     model.train()
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    out = model(x)
-    out = out if isinstance(out, (tuple, list)) else [out]
-    sum(o.mean() for o in out).backward()
-    return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True) as prof:
+        out = model(x)
+        out = out if isinstance(out, (tuple, list)) else [out]
+        sum(o.mean() for o in out).backward()
+    rss = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    events = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events()
+                    if e.name() == '[memory]' and e.device_type() == torch.autograd.DeviceType.CPU)
+    live = peak = 0
+    for _, nbytes in events:
+        live += nbytes
+        peak = max(peak, live)
+    return dict(peak_mem_mb=peak / 2 ** 20, peak_rss_mb=rss)
 
 
 def check_outputs_agree(official: str) -> Dict[str, float]:
@@ -180,7 +194,7 @@ def main() -> None:
     if args._worker:
         kind, name, b, h, w = args._worker
         if kind == 'mem':
-            print(json.dumps(peak_rss_step(name, int(b), int(h), int(w), args.official, args.threads)))
+            print(json.dumps(peak_memory_step(name, int(b), int(h), int(w), args.official, args.threads)))
         else:
             print(json.dumps(measure(name, int(b), int(h), int(w), args.repeat, args.official, args.threads)))
         return
@@ -203,9 +217,9 @@ def main() -> None:
             res = json.loads(subprocess.run(cmd + ['--_worker', 'time', name, str(b), str(h), str(w)],
                                             capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1])
             if res['peak_mem_mb'] is None:
-                res['peak_mem_mb'] = json.loads(subprocess.run(
+                res.update(json.loads(subprocess.run(
                     cmd + ['--_worker', 'mem', name, str(b), str(h), str(w)], capture_output=True, text=True,
-                    check=True).stdout.strip().splitlines()[-1])
+                    check=True).stdout.strip().splitlines()[-1]))
             results['runs'][key][name] = res
             print(f'{key:14s} {name:16s} fwd {res["forward"]:7.3f} s  fwd+bwd {res["forward_backward"]:7.3f} s  '
                   f'peak {res["peak_mem_mb"]:8.0f} MiB', flush=True)
