@@ -6,7 +6,8 @@ Usage:
         [--out work_dirs/benchmark] [--repeat 3] [--quick]
 
 Measured per (model, input): backbone forward (eval, no grad) and forward+backward (train mode) wall time,
-the best of ``--repeat`` runs after one warm-up (shared machines are noisy; the minimum is the most
+the best of ``--repeat`` runs after one warm-up, all models of one input timed in one process in turn
+(shared machines are noisy: alternating spreads a slow spell over all models, the minimum is the most
 stable), and peak memory of a forward+backward: on CUDA ``torch.cuda.max_memory_allocated``; on CPU the
 peak of live tensor bytes from the profiler's allocation events (and, for reference, the growth of the
 process's peak RSS), each measurement in a fresh process. Inputs: 224x224 batch 8, 512x512 batch 2,
@@ -22,7 +23,7 @@ import platform
 import subprocess
 import sys
 import time
-from typing import Dict
+from typing import Dict, List
 
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
 
@@ -60,19 +61,24 @@ def build(name: str, official: str = None, hw=(224, 224)):
     return model
 
 
-def measure(name: str, batch: int, h: int, w: int, repeat: int, official: str, threads: int) -> Dict[str, float]:
-    """Time forward and forward+backward and measure peak memory, in this process."""
+def measure(names: List[str], batch: int, h: int, w: int, repeat: int, official: str,
+            threads: int) -> Dict[str, Dict[str, float]]:
+    """Time forward and forward+backward of several models in this process, alternating between them.
+
+    Each repetition times every model once, so a slow spell of a shared machine hits all of them
+    rather than whichever ran then; the best of ``repeat`` is kept. On CUDA also the peak memory.
+    """
     import torch
     torch.set_num_threads(threads)
     device = 'cuda' if torch.cuda.is_available() else 'cpu'
-    model = build(name, official, (h, w)).to(device)
+    models = {name: build(name, official, (h, w)).to(device) for name in names}
     x = torch.rand(batch, 3, h, w, device=device)
 
     def sync() -> None:
         if device == 'cuda':
             torch.cuda.synchronize()
 
-    def step(train: bool) -> None:
+    def step(model: 'torch.nn.Module', train: bool) -> None:
         model.train(train)
         if train:
             out = model(x)
@@ -84,24 +90,28 @@ def measure(name: str, batch: int, h: int, w: int, repeat: int, official: str, t
                 model(x)
         sync()
 
-    result = {}
+    results = {name: {} for name in names}
     for mode, train in (('forward', False), ('forward_backward', True)):
-        step(train)  # warm-up (caches, allocator, lazy index tables)
-        times = []
+        times = {name: [] for name in names}
+        for name, model in models.items():
+            step(model, train)  # warm-up (caches, allocator, lazy index tables)
         for _ in range(repeat):
-            start = time.perf_counter()
-            step(train)
-            times.append(time.perf_counter() - start)
-        result[mode] = min(times)
-    if device == 'cuda':
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-        step(True)
-        result['peak_mem_mb'] = (torch.cuda.max_memory_allocated() - base) / 2 ** 20
-    else:
-        result['peak_mem_mb'] = None  # filled by the memory run in a fresh process
-    return result
+            for name, model in models.items():
+                start = time.perf_counter()
+                step(model, train)
+                times[name].append(time.perf_counter() - start)
+        for name in names:
+            results[name][mode] = min(times[name])
+    for name, model in models.items():
+        if device == 'cuda':
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+            base = torch.cuda.memory_allocated()
+            step(model, True)
+            results[name]['peak_mem_mb'] = (torch.cuda.max_memory_allocated() - base) / 2 ** 20
+        else:
+            results[name]['peak_mem_mb'] = None  # filled by the memory run in a fresh process
+    return results
 
 
 def peak_memory_step(name: str, batch: int, h: int, w: int, official: str, threads: int) -> Dict[str, float]:
@@ -196,7 +206,8 @@ def main() -> None:
         if kind == 'mem':
             print(json.dumps(peak_memory_step(name, int(b), int(h), int(w), args.official, args.threads)))
         else:
-            print(json.dumps(measure(name, int(b), int(h), int(w), args.repeat, args.official, args.threads)))
+            print(json.dumps(measure(name.split(','), int(b), int(h), int(w), args.repeat, args.official,
+                                     args.threads)))
         return
 
     import torch
@@ -208,18 +219,21 @@ def main() -> None:
     for b, h, w in sizes:
         key = f'{h}x{w} b{b}'
         results['runs'][key] = {}
-        for name in MODELS:
-            if name == 'official_v1' and (not args.official or (h, w) != (224, 224)):
-                continue  # the official model only runs at its build size 224
-            cmd = [sys.executable, __file__, '--threads', str(args.threads), '--repeat', str(args.repeat)]
-            if args.official:
-                cmd += ['--official', args.official]
-            res = json.loads(subprocess.run(cmd + ['--_worker', 'time', name, str(b), str(h), str(w)],
-                                            capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1])
+        names = [n for n in MODELS if n != 'official_v1' or (args.official and (h, w) == (224, 224))]
+        cmd = [sys.executable, __file__, '--threads', str(args.threads), '--repeat', str(args.repeat)]
+        if args.official:
+            cmd += ['--official', args.official]
+
+        def worker(kind: str, what: str) -> dict:
+            out = subprocess.run(cmd + ['--_worker', kind, what, str(b), str(h), str(w)], capture_output=True,
+                                 text=True, check=True).stdout
+            return json.loads(out.strip().splitlines()[-1])
+
+        timed = worker('time', ','.join(names))  # the official model only runs at its build size 224
+        for name in names:
+            res = timed[name]
             if res['peak_mem_mb'] is None:
-                res.update(json.loads(subprocess.run(
-                    cmd + ['--_worker', 'mem', name, str(b), str(h), str(w)], capture_output=True, text=True,
-                    check=True).stdout.strip().splitlines()[-1]))
+                res.update(worker('mem', name))
             results['runs'][key][name] = res
             print(f'{key:14s} {name:16s} fwd {res["forward"]:7.3f} s  fwd+bwd {res["forward_backward"]:7.3f} s  '
                   f'peak {res["peak_mem_mb"]:8.0f} MiB', flush=True)

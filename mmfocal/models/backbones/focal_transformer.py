@@ -444,6 +444,7 @@ class FocalAttention(BaseModule):
         if not torch.is_grad_enabled() or not (q.requires_grad or src.requires_grad or bias.requires_grad):
             return self.proj_drop(self.proj(self._attend_inference(q, src, flat, bias, n_keys, (nwh, nww))))
         if self.training and self.attn_drop.p > 0:
+            # Attention dropout (no released model uses it) needs the dropped probabilities: plain autograd.
             kv = _gather_kv(src, flat, n_keys, scratch=False)
             attn = torch.matmul(q * self.scale, kv[0].transpose(-1, -2)).add_(bias).softmax(dim=-1)
             out = torch.matmul(self.attn_drop(attn), kv[1])
