@@ -3,7 +3,7 @@ and mmdet's Swin-T, in one run with the same thread count.
 
 Usage:
     python tools/analysis/benchmark.py [--official PATH/classification/focal_transformer.py] [--threads N]
-        [--out work_dirs/benchmark] [--repeat 3] [--quick]
+        [--out work_dirs/benchmark] [--repeat 4] [--quick]
 
 Measured per (model, input): backbone forward (eval, no grad) and forward+backward (train mode) wall time,
 the best of ``--repeat`` runs after one warm-up, all models of one input timed in one process in turn
@@ -12,7 +12,8 @@ stable), and peak memory of a forward+backward: on CUDA ``torch.cuda.max_memory_
 peak of live tensor bytes from the profiler's allocation events (and, for reference, the growth of the
 process's peak RSS), each measurement in a fresh process. Inputs: 224x224 batch 8, 512x512 batch 2,
 800x1333 batch 1. The official code only runs at its build size (224). All Focal models share the same
-random weights; the script checks that their outputs agree before timing. Writes ``benchmark.json`` and ``benchmark.png``.
+random weights; the script checks that their outputs agree before timing. Writes ``benchmark.json`` and
+``benchmark.png``.
 """
 
 import argparse
