@@ -177,6 +177,11 @@ def _gather_kv(src: torch.Tensor, index: torch.Tensor, n_keys: int, scratch: boo
     return out.view(two, b, h, -1, n_keys, e)
 
 
+def _accumulate_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Softmax / log-sum-exp precision: fp32 for fp16 and bf16, otherwise the tensors' own dtype."""
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
 def _flash_cpu_op() -> Optional[object]:
     """PyTorch's CPU flash-attention op, which also returns the log-sum-exp (None if this build lacks it)."""
     return getattr(torch.ops.aten, '_scaled_dot_product_flash_attention_for_cpu', None)
@@ -216,11 +221,11 @@ class _MatmulAttentionCore(torch.autograd.Function):
                 n_keys: int, scale: float) -> torch.Tensor:
         kv = _gather_kv(src, index, n_keys, scratch=True)
         # Autocast off inside: everything runs in the dtype of q (fp16/bf16 under autocast), so the
-        # backward pass, which runs without autocast, sees the same dtypes; softmax itself in fp32.
+        # backward pass, which runs without autocast, sees the same dtypes; softmax at least in fp32.
         with torch.autocast(q.device.type, enabled=False):
             q = q * scale
             logits = torch.matmul(q, kv[0].transpose(-1, -2)).add_(bias)
-            attn = logits.softmax(dim=-1, dtype=torch.float32).to(q.dtype)
+            attn = logits.softmax(dim=-1, dtype=_accumulate_dtype(q.dtype)).to(q.dtype)
             out = torch.matmul(attn, kv[1])
         ctx.save_for_backward(q, src, index, attn, out)
         ctx.n_keys, ctx.scale = n_keys, scale
@@ -249,7 +254,7 @@ class _FlashAttentionCore(torch.autograd.Function):
         kv = _gather_kv(src, index, n_keys, scratch=True)
         b, h, nw, s2, e = q.shape
         out = q.new_empty(b, h, nw, s2, e)
-        lse = q.new_empty(b, h, nw, s2, dtype=torch.float32)
+        lse = q.new_empty(b, h, nw, s2, dtype=_accumulate_dtype(q.dtype))
         flash = _flash_cpu_op()
         with torch.autocast('cpu', enabled=False):
             for i in range(b):  # one batch dimension per call: (windows, heads) views of image i
