@@ -18,7 +18,7 @@ def test_quick_benchmark_writes_consistent_json_and_plot(tmp_path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     data = json.load(open(tmp_path / 'benchmark.json'))
     assert data['agreement']['fast_vs_reference'] <= 1e-4
-    run = data['runs']['224x224 b2']
+    run = data['runs']['160x160 b1']
     for name in ('focal_fast', 'focal_reference', 'swin_t'):
         assert run[name]['forward'] > 0 and run[name]['forward_backward'] > run[name]['forward'] * 0.5
         assert run[name]['peak_mem_mb'] > 1

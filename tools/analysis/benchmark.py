@@ -197,7 +197,7 @@ def main() -> None:
     parser.add_argument('--threads', type=int, default=os.cpu_count())
     parser.add_argument('--repeat', type=int, default=4)
     parser.add_argument('--out', default='work_dirs/benchmark')
-    parser.add_argument('--quick', action='store_true', help='224x224 batch 2 only (smoke test)')
+    parser.add_argument('--quick', action='store_true', help='160x160 batch 1 only (smoke test)')
     parser.add_argument('--_worker', nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     import warnings
@@ -212,7 +212,7 @@ def main() -> None:
         return
 
     import torch
-    sizes = [(2, 224, 224)] if args.quick else SIZES
+    sizes = [(1, 160, 160)] if args.quick else SIZES
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f'CPU {platform.processor() or platform.machine()}'
     results = dict(machine=f'{device}, {args.threads} threads, torch {torch.__version__}',
                    agreement=check_outputs_agree(args.official), runs={})
