@@ -196,7 +196,6 @@ def test_fast_and_reference_attention_agree_in_training_with_gradients() -> None
             assert torch.allclose(a, b, atol=1e-4, rtol=1e-3)
 
 
-
 def test_fast_and_reference_attention_agree_at_inference() -> None:
     # The no-grad path runs a fused attention kernel per image; window multiples and padded sizes.
     fast = small_model(focal_windows=(15, 13, 9, 7), expand_sizes=3).eval()
@@ -249,7 +248,6 @@ def test_fast_attention_cores_save_less_for_backward_and_match_the_reference(
         assert torch.allclose(a, b, atol=1e-4, rtol=1e-4)
 
 
-
 @pytest.mark.parametrize('core', ['_FlashAttentionCore', '_MatmulAttentionCore'])
 def test_attention_core_gradients_pass_gradcheck(core: str) -> None:
     # Hand-written backward (re-gather, softmax backward, index_add_ scatter, bias reduction) against
@@ -264,6 +262,7 @@ def test_attention_core_gradients_pass_gradcheck(core: str) -> None:
     assert torch.autograd.gradcheck(lambda q, src, bias: fn.apply(q, src, index, bias, n_keys, 0.7),
                                     (q, src, bias))
 
+
 def test_attention_dropout_trains_and_is_off_in_eval() -> None:
     model = small_model(attn_drop_rate=0.5)
     ref = FocalTransformer(**SMALL, attn_drop_rate=0.5, attn_impl='reference')
@@ -274,7 +273,8 @@ def test_attention_dropout_trains_and_is_off_in_eval() -> None:
     assert not torch.allclose(a, b)
     a.square().mean().backward()
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
-    model.eval(), ref.eval()
+    model.eval()
+    ref.eval()
     with torch.no_grad():
         assert (model(x)[3] - ref(x)[3]).abs().max() <= 1e-4
 
@@ -293,6 +293,7 @@ def test_attention_scratch_is_released_after_the_forward() -> None:
     with torch.no_grad():
         model(torch.rand(1, 3, 64, 64))
     assert not getattr(focal_transformer._scratch_local, 'buffers', {})
+
 
 # --- parameter counts (spec section 7: official backbone without head) ------------------------
 
