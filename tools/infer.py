@@ -12,6 +12,15 @@ import sys
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 
 
+def lower_test_score_thr(cfg: 'Config', score_thr: float) -> None:
+    """Let the model keep detections down to ``score_thr``: its own test threshold (often 0.05) would
+    otherwise drop them before drawing, and ``--score-thr 0`` would not show everything."""
+    test_cfg = cfg.model.get('test_cfg') or {}
+    for stage in (test_cfg.get('rcnn'), test_cfg):
+        if isinstance(stage, dict) and stage.get('score_thr', 0) > score_thr:
+            stage['score_thr'] = score_thr
+
+
 def main() -> None:
     """Entry point."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -43,6 +52,7 @@ def main() -> None:
     syncbn_to_bn(cfg, distributed=False)
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
     if scope == 'mmdet':
+        lower_test_score_thr(cfg, args.score_thr)
         from mmdet.apis import inference_detector, init_detector
         from mmdet.visualization import DetLocalVisualizer
         model = init_detector(cfg, args.checkpoint, device=args.device)
