@@ -191,7 +191,7 @@ def _attention_backward(grad_out: torch.Tensor, q: torch.Tensor, kv: torch.Tenso
                         out: torch.Tensor, src: torch.Tensor, index: torch.Tensor) -> tuple:
     """Gradients of ``softmax(q k^T + bias) v`` for q, the key sources and the bias.
 
-    ``q`` is already scaled; ``attn`` is the probabilities (it is overwritten).
+    ``q`` is already scaled; ``attn`` is the probabilities (left unchanged).
     """
     grad_kv = _scratch('grad_kv', kv.shape, kv)
     torch.matmul(attn.transpose(-1, -2), grad_out, out=grad_kv[1])
