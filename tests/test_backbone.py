@@ -2,7 +2,7 @@
 
 import logging
 import os.path as osp
-from typing import Tuple
+from typing import Optional, Tuple
 
 import pytest
 import torch
@@ -196,8 +196,12 @@ def test_fast_and_reference_attention_agree_in_training_with_gradients() -> None
             assert torch.allclose(a, b, atol=1e-4, rtol=1e-3)
 
 
-def test_fast_and_reference_attention_agree_at_inference() -> None:
-    # The no-grad path runs a fused attention kernel per image; window multiples and padded sizes.
+@pytest.mark.parametrize('chunk_bytes', [None, 1])
+def test_fast_and_reference_attention_agree_at_inference(monkeypatch, chunk_bytes: Optional[int]) -> None:
+    # The no-grad path runs a fused attention kernel per image and piece of window rows (one row per
+    # piece with chunk_bytes=1); window multiples and padded sizes.
+    if chunk_bytes is not None:
+        monkeypatch.setattr(focal_transformer, '_CHUNK_BYTES', chunk_bytes)
     fast = small_model(focal_windows=(15, 13, 9, 7), expand_sizes=3).eval()
     ref = FocalTransformer(**SMALL, focal_windows=(15, 13, 9, 7), expand_sizes=3, attn_impl='reference').eval()
     ref.load_state_dict(fast.state_dict())
@@ -221,12 +225,16 @@ def _saved_bytes(module: nn.Module, *args) -> int:
     return sum(n for _, n in seen)
 
 
+@pytest.mark.parametrize('chunk_bytes', [None, 1])
 @pytest.mark.parametrize('core,max_saved_fraction', [('flash', 0.45), ('matmul', 0.75)])
 def test_fast_attention_cores_save_less_for_backward_and_match_the_reference(
-        monkeypatch, core: str, max_saved_fraction: float) -> None:
+        monkeypatch, core: str, max_saved_fraction: float, chunk_bytes: Optional[int]) -> None:
     # Keys of a window are ~230 tokens (window, ring, pooled). Both training cores save the key
     # sources (one entry per token) and gather again in backward; the CPU flash core also keeps the
-    # log-sum-exp instead of the probabilities. The matmul core is what other devices run.
+    # log-sum-exp instead of the probabilities. The matmul core is what other devices run. On CPU
+    # both loop over pieces of window rows: all 8 rows at once by default, one per piece with 1 byte.
+    if chunk_bytes is not None:
+        monkeypatch.setattr(focal_transformer, '_CHUNK_BYTES', chunk_bytes)
     if core == 'matmul':
         monkeypatch.setattr(focal_transformer, '_flash_cpu_op', lambda: None)
     torch.manual_seed(0)
@@ -248,18 +256,22 @@ def test_fast_attention_cores_save_less_for_backward_and_match_the_reference(
         assert torch.allclose(a, b, atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.parametrize('chunk_bytes', [None, 1])
 @pytest.mark.parametrize('core', ['_FlashAttentionCore', '_MatmulAttentionCore'])
-def test_attention_core_gradients_pass_gradcheck(core: str) -> None:
+def test_attention_core_gradients_pass_gradcheck(monkeypatch, core: str, chunk_bytes: Optional[int]) -> None:
     # Hand-written backward (re-gather, softmax backward, index_add_ scatter, bias reduction) against
-    # finite differences in float64; repeated source indices exercise the scatter-add.
+    # finite differences in float64; repeated source indices exercise the scatter-add; one window row
+    # per piece with chunk_bytes=1.
+    if chunk_bytes is not None:
+        monkeypatch.setattr(focal_transformer, '_CHUNK_BYTES', chunk_bytes)
     torch.manual_seed(0)
     b, h, nw, s2, n_keys, n_src, e = 2, 2, 3, 4, 5, 7, 3
     q = torch.randn(b, h, nw, s2, e, dtype=torch.float64, requires_grad=True)
-    src = torch.randn(2, b, h, n_src, e, dtype=torch.float64, requires_grad=True)
+    src = torch.randn(b, n_src, 2, h, e, dtype=torch.float64, requires_grad=True)
     bias = torch.randn(1, h, 1, s2, n_keys, dtype=torch.float64, requires_grad=True)
     index = torch.randint(0, n_src, (nw * n_keys, ))
     fn = getattr(focal_transformer, core)
-    assert torch.autograd.gradcheck(lambda q, src, bias: fn.apply(q, src, index, bias, n_keys, 0.7),
+    assert torch.autograd.gradcheck(lambda q, src, bias: fn.apply(q, src, index, bias, n_keys, 0.7, (nw, 1)),
                                     (q, src, bias))
 
 
@@ -292,6 +304,17 @@ def test_attention_scratch_is_released_after_the_forward() -> None:
     model = small_model().eval()
     with torch.no_grad():
         model(torch.rand(1, 3, 64, 64))
+    assert not getattr(focal_transformer._scratch_local, 'buffers', {})
+
+
+@pytest.mark.parametrize('frozen_stages', [-1, 1])
+def test_training_scratch_lives_until_the_backward_is_through(frozen_stages: int) -> None:
+    # Kept from the forward for the backward (which gathers again), gone once the gradient has
+    # passed the first trainable layer; with frozen stages that layer is a later one.
+    model = small_model(frozen_stages=frozen_stages).train()
+    feats = model(torch.rand(1, 3, 64, 64))
+    assert getattr(focal_transformer._scratch_local, 'buffers', {})
+    sum(f.square().mean() for f in feats).backward()
     assert not getattr(focal_transformer._scratch_local, 'buffers', {})
 
 

@@ -27,7 +27,7 @@ What we changed for detection and segmentation:
 
 import os
 import threading
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -162,19 +162,73 @@ def _scratch(name: str, shape: Sequence[int], like: torch.Tensor) -> torch.Tenso
 
 
 def release_scratch() -> None:
-    """Free this thread's attention scratch buffers (the backbone does it after every forward)."""
+    """Free this thread's attention scratch buffers.
+
+    The backbone does it at the end of a forward without autograd attention, and otherwise when the
+    backward pass is through the first attention that will need them again (:func:`_release_after_backward`).
+    """
     _scratch_local.buffers = {}
 
 
-def _gather_kv(src: torch.Tensor, index: torch.Tensor, n_keys: int, scratch: bool) -> torch.Tensor:
-    """Read every key of every window: (2, B, h, T, e) sources -> (2, B, h, nW, N, e) keys and values."""
-    two, b, h, n_src, e = src.shape
-    rows = src.view(two * b * h, n_src, e)
-    if not scratch:
-        return rows.index_select(1, index).view(two, b, h, -1, n_keys, e)
-    out = _scratch('kv', (two * b * h, index.numel(), e), src)
-    torch.index_select(rows, 1, index, out=out)
-    return out.view(two, b, h, -1, n_keys, e)
+def _release_after_backward(*inputs: torch.Tensor) -> None:
+    """Keep the scratch buffers from this forward for its backward pass, then free them.
+
+    The backward pass gathers keys again and needs buffers of the same sizes: keeping them saves a
+    second allocation of fresh pages (measured: 512x512 batch 2 training step 1.54x -> 1.35x Swin-T's
+    time). Called by every autograd attention with its inputs; the first of a backbone forward hooks
+    one that needs a gradient, which is complete only after every later attention's backward has run.
+    """
+    if not getattr(_scratch_local, 'release_hooked', False):
+        next(t for t in inputs if t.requires_grad).register_hook(lambda grad: release_scratch())
+        _scratch_local.release_hooked = True
+
+
+# Bytes of gathered keys, probabilities and their gradients per piece of the CPU attention loops.
+# Pieces this small reuse the same scratch buffers from piece to piece and block to block, where
+# whole-map buffers of hundreds of MiB cost as much in fresh-page faults as the attention itself.
+_CHUNK_BYTES = 16 << 20
+
+
+def _window_chunks(q: torch.Tensor, n_keys: int, grid: Tuple[int, int]) -> List[Tuple[int, slice]]:
+    """The pieces of the attention loops: (image, slice of window rows) pairs.
+
+    On CPU a piece holds whole rows of windows, as many as fit in ``_CHUNK_BYTES`` (at least one);
+    on other devices (caching allocators, and fewer kernel launches are better) one piece per image.
+    """
+    b, h, nw, s2, e = q.shape
+    nwh, nww = grid
+    rows = nwh
+    if q.device.type == 'cpu':
+        row_bytes = nww * h * n_keys * (4 * e + 2 * s2) * q.element_size()
+        rows = max(1, min(nwh, _CHUNK_BYTES // row_bytes))
+    return [(i, slice(r, min(nwh, r + rows))) for i in range(b) for r in range(0, nwh, rows)]
+
+
+def _window_slice(rows: slice, nww: int) -> slice:
+    """The flat window indices of a slice of window rows."""
+    return slice(rows.start * nww, rows.stop * nww)
+
+
+def _gather_windows(src: torch.Tensor, index: torch.Tensor, image: int, windows: slice,
+                    n_keys: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Keys and values of some windows of one image for the fused kernels, (nWc, h, N, e) each.
+
+    Sources are (B, T, 2, h, e): one row per source token with the keys and values of all heads, so
+    the gather copies long rows, 2.7x faster than gathering per head (stage 1 at 224x224 batch 8:
+    5.5 vs 14.8 ms); the fused kernels take the strided (windows, heads, keys, e) views as they are.
+    """
+    rows = src[image].view(src.shape[1], -1)
+    idx = index.view(-1, n_keys)[windows].reshape(-1)
+    kv = torch.index_select(rows, 0, idx, out=_scratch('kv', (idx.numel(), rows.shape[1]), src))
+    kv = kv.view(-1, n_keys, *src.shape[2:])  # (nWc, N, 2, h, e)
+    return kv[:, :, 0].transpose(1, 2), kv[:, :, 1].transpose(1, 2)
+
+
+def _gather_kv(src: torch.Tensor, index: torch.Tensor, n_keys: int) -> torch.Tensor:
+    """Every key of every window as contiguous matrices: (B, T, 2, h, e) -> (2, B, h, nW, N, e)."""
+    b, n_src, two, h, e = src.shape
+    rows = src.permute(2, 0, 3, 1, 4).reshape(two * b * h, n_src, e)
+    return rows.index_select(1, index).view(two, b, h, -1, n_keys, e)
 
 
 def _accumulate_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -187,24 +241,49 @@ def _flash_cpu_op() -> Optional[object]:
     return getattr(torch.ops.aten, '_scaled_dot_product_flash_attention_for_cpu', None)
 
 
-def _attention_backward(grad_out: torch.Tensor, q: torch.Tensor, kv: torch.Tensor, attn: torch.Tensor,
-                        out: torch.Tensor, src: torch.Tensor, index: torch.Tensor) -> tuple:
-    """Gradients of ``softmax(q k^T + bias) v`` for q, the key sources and the bias.
+def _attention_backward(grad_out: torch.Tensor, q: torch.Tensor, out: torch.Tensor, src: torch.Tensor,
+                        index: torch.Tensor, n_keys: int, grid: Tuple[int, int],
+                        probs: Callable[[int, slice, torch.Tensor], torch.Tensor]) -> tuple:
+    """Gradients of ``softmax(q k^T + bias) v`` for q, the key sources and the bias, piece by piece.
 
-    ``q`` is already scaled; ``attn`` is the probabilities (left unchanged).
+    Args:
+        grad_out, out: (B, h, nW, s2, e) output gradient and output.
+        q: (B, h, nW, s2, e) queries, already scaled.
+        src: (B, T, 2, h, e) key and value sources; index: (nW * N,) their gather index.
+        n_keys: Keys per window N.
+        grid: Windows (nWh, nWw).
+        probs: ``probs(image, windows, keys)`` -> the probabilities (h, nWc, s2, N) of one piece.
+
+    Returns:
+        Gradients of q (unscaled by the caller), src and the (1, h, 1, s2, N) bias.
     """
-    grad_kv = _scratch('grad_kv', kv.shape, kv)
-    torch.matmul(attn.transpose(-1, -2), grad_out, out=grad_kv[1])
+    b, h, nw, s2, e = q.shape
+    n_src = src.shape[1]
+    grad_q = torch.empty_like(q)
+    grad_src = src.new_zeros(b, 2 * h, n_src, e)
+    grad_bias = q.new_zeros(h, s2, n_keys, dtype=_accumulate_dtype(q.dtype))
     # softmax backward: dS = P * (dP - rowsum(dP * P)) and rowsum(dP * P) == rowsum(dO * O).
-    grad_attn = torch.matmul(grad_out, kv[1].transpose(-1, -2))
-    grad_attn.sub_((grad_out * out).sum(dim=-1, keepdim=True)).mul_(attn)
-    grad_bias = grad_attn.sum(dim=(0, 2), keepdim=True)
-    grad_q = torch.matmul(grad_attn, kv[0])
-    torch.matmul(grad_attn.transpose(-1, -2), q, out=grad_kv[0])
-    two, b, h, n_src, e = src.shape
-    grad_src = src.new_zeros(src.shape)
-    grad_src.view(two * b * h, n_src, e).index_add_(1, index, grad_kv.view(two * b * h, -1, e))
-    return grad_q, grad_src, grad_bias
+    delta = (grad_out * out).sum(dim=-1, keepdim=True)
+    image, rows = -1, None
+    for i, window_rows in _window_chunks(q, n_keys, grid):
+        if i != image:  # head-major sources of this image, so each piece's keys are contiguous matrices
+            image, rows = i, src[i].permute(1, 2, 0, 3).reshape(2 * h, n_src, e)
+        w = _window_slice(window_rows, grid[1])
+        idx = index.view(nw, n_keys)[w].reshape(-1)
+        kv = torch.index_select(rows, 1, idx, out=_scratch('kv', (2 * h, idx.numel(), e), q))
+        kv = kv.view(2, h, -1, n_keys, e)
+        q_c, grad_out_c = q[i, :, w], grad_out[i, :, w]
+        attn = probs(i, w, kv[0])
+        grad_kv = _scratch('grad_kv', kv.shape, q)
+        torch.matmul(attn.transpose(-1, -2), grad_out_c, out=grad_kv[1])
+        grad_attn = torch.matmul(grad_out_c, kv[1].transpose(-1, -2), out=_scratch('grad_attn', attn.shape, q))
+        grad_attn.sub_(delta[i, :, w]).mul_(attn)
+        grad_bias += grad_attn.sum(dim=1)
+        grad_q[i, :, w] = torch.matmul(grad_attn, kv[0])
+        torch.matmul(grad_attn.transpose(-1, -2), q_c, out=grad_kv[0])
+        grad_src[i].index_add_(1, idx, grad_kv.view(2 * h, -1, e))
+    grad_src = grad_src.view(b, 2, h, n_src, e).permute(0, 3, 1, 2, 4)
+    return grad_q, grad_src, grad_bias.to(q.dtype).view(1, h, 1, s2, n_keys)
 
 
 class _MatmulAttentionCore(torch.autograd.Function):
@@ -218,8 +297,8 @@ class _MatmulAttentionCore(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, q: torch.Tensor, src: torch.Tensor, index: torch.Tensor, bias: torch.Tensor,
-                n_keys: int, scale: float) -> torch.Tensor:
-        kv = _gather_kv(src, index, n_keys, scratch=True)
+                n_keys: int, scale: float, grid: Tuple[int, int]) -> torch.Tensor:
+        kv = _gather_kv(src, index, n_keys)
         # Autocast off inside: everything runs in the dtype of q (fp16/bf16 under autocast), so the
         # backward pass, which runs without autocast, sees the same dtypes; softmax at least in fp32.
         with torch.autocast(q.device.type, enabled=False):
@@ -228,51 +307,55 @@ class _MatmulAttentionCore(torch.autograd.Function):
             attn = logits.softmax(dim=-1, dtype=_accumulate_dtype(q.dtype)).to(q.dtype)
             out = torch.matmul(attn, kv[1])
         ctx.save_for_backward(q, src, index, attn, out)
-        ctx.n_keys, ctx.scale = n_keys, scale
+        ctx.n_keys, ctx.scale, ctx.grid = n_keys, scale, grid
         return out
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor) -> tuple:
         q, src, index, attn, out = ctx.saved_tensors
-        kv = _gather_kv(src, index, ctx.n_keys, scratch=True)
-        grad_q, grad_src, grad_bias = _attention_backward(grad_out, q, kv, attn, out, src, index)
-        return grad_q.mul_(ctx.scale), grad_src, None, grad_bias, None, None
+        grad_q, grad_src, grad_bias = _attention_backward(
+            grad_out, q, out, src, index, ctx.n_keys, ctx.grid, lambda i, w, k: attn[i, :, w])
+        return grad_q.mul_(ctx.scale), grad_src, None, grad_bias, None, None, None
 
 
 class _FlashAttentionCore(torch.autograd.Function):
     """The same attention with PyTorch's CPU flash kernel: saves the log-sum-exp, not the probabilities.
 
     The forward keeps no (windows, heads, s2, N) tensor at all; backward recomputes the probabilities
-    from q, the re-gathered keys and the saved log-sum-exp (one extra matmul). Measured on CPU at
-    800x1333: peak tensor memory of a training step 2584 MiB against 3358 MiB for the matmul core,
-    and a faster step (README, "Speed").
+    piece by piece from q, the re-gathered keys and the saved log-sum-exp (one extra matmul).
+    Measured on CPU at 800x1333: peak tensor memory of a training step 2584 MiB against 3358 MiB for
+    the matmul core, and a faster step (README, "Speed").
     """
 
     @staticmethod
     def forward(ctx, q: torch.Tensor, src: torch.Tensor, index: torch.Tensor, bias: torch.Tensor,
-                n_keys: int, scale: float) -> torch.Tensor:
-        kv = _gather_kv(src, index, n_keys, scratch=True)
+                n_keys: int, scale: float, grid: Tuple[int, int]) -> torch.Tensor:
         b, h, nw, s2, e = q.shape
         out = q.new_empty(b, h, nw, s2, e)
         lse = q.new_empty(b, h, nw, s2, dtype=_accumulate_dtype(q.dtype))
         flash = _flash_cpu_op()
         with torch.autocast('cpu', enabled=False):
-            for i in range(b):  # one batch dimension per call: (windows, heads) views of image i
-                o, m = flash(q[i].transpose(0, 1), kv[0, i].transpose(0, 1), kv[1, i].transpose(0, 1), 0., False,
-                             attn_mask=bias[:, :, 0], scale=scale)
-                out[i], lse[i] = o.transpose(0, 1), m.transpose(0, 1)
+            for i, window_rows in _window_chunks(q, n_keys, grid):
+                w = _window_slice(window_rows, grid[1])
+                k, v = _gather_windows(src, index, i, w, n_keys)
+                o, m = flash(q[i, :, w].transpose(0, 1), k, v, 0., False, attn_mask=bias[:, :, 0], scale=scale)
+                out[i, :, w], lse[i, :, w] = o.transpose(0, 1), m.transpose(0, 1)
         ctx.save_for_backward(q, src, index, bias, out, lse)
-        ctx.n_keys, ctx.scale = n_keys, scale
+        ctx.n_keys, ctx.scale, ctx.grid = n_keys, scale, grid
         return out
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor) -> tuple:
         q, src, index, bias, out, lse = ctx.saved_tensors
-        kv = _gather_kv(src, index, ctx.n_keys, scratch=True)
         q = q * ctx.scale
-        attn = torch.matmul(q, kv[0].transpose(-1, -2)).add_(bias).sub_(lse.unsqueeze(-1)).exp_()
-        grad_q, grad_src, grad_bias = _attention_backward(grad_out, q, kv, attn, out, src, index)
-        return grad_q.mul_(ctx.scale), grad_src, None, grad_bias, None, None
+
+        def probs(i: int, w: slice, k: torch.Tensor) -> torch.Tensor:
+            attn = torch.matmul(q[i, :, w], k.transpose(-1, -2), out=_scratch('attn', k.shape[:2] + (
+                q.shape[3], k.shape[2]), q))
+            return attn.add_(bias[0]).sub_(lse[i, :, w].unsqueeze(-1)).exp_()
+
+        grad_q, grad_src, grad_bias = _attention_backward(grad_out, q, out, src, index, ctx.n_keys, ctx.grid, probs)
+        return grad_q.mul_(ctx.scale), grad_src, None, grad_bias, None, None, None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -434,15 +517,15 @@ class FocalAttention(BaseModule):
         # (B, heads, windows); k and v sources share one buffer and one gather.
         q = qkv.new_empty(b, h, nwh, nww, s, s, e)
         q[..., :d] = qkv[..., 0, :, :].permute(0, 5, 1, 3, 2, 4, 6)
-        src = qkv.new_empty(2, b, h, n_src, e)
-        src[:, :, :, :n_fine, :d] = qkv.view(b, n_fine, 3, h, d)[:, :, 1:].permute(2, 0, 3, 1, 4)
+        src = qkv.new_empty(b, n_src, 2, h, e)
+        src[:, :n_fine, :, :, :d] = qkv.view(b, n_fine, 3, h, d)[:, :, 1:]
         if self.focal_level > 1:
             kv_pooled = F.linear(pooled, self.qkv.weight[c:], None if self.qkv.bias is None else self.qkv.bias[c:])
-            kv_pooled = F.pad(kv_pooled, (0, 0, p, p, p, p)).view(b, -1, 2, h, d)
-            src[:, :, :, n_fine:, :d] = kv_pooled.permute(2, 0, 3, 1, 4)
+            src[:, n_fine:, :, :, :d] = F.pad(kv_pooled, (0, 0, p, p, p, p)).view(b, -1, 2, h, d)
         if mask is not None:
             q[..., d] = 1. / self.scale  # the kernels scale q.k, this channel included
-            src[..., d] = mask.to(src.dtype)  # also lands in v's extra channel, whose output is dropped
+            # also lands in v's extra channel, whose output is dropped
+            src[..., d] = mask.to(src.dtype)[:, None, None]
         q = q.view(b, h, nwh * nww, s * s, e)
         bias = self.position_bias().to(q.dtype)[None, :, None]  # (1, h, 1, s2, N)
         flat = index.flatten()
@@ -450,13 +533,15 @@ class FocalAttention(BaseModule):
             return self.proj_drop(self.proj(self._attend_inference(q, src, flat, bias, n_keys, (nwh, nww))))
         if self.training and self.attn_drop.p > 0:
             # Attention dropout (no released model uses it) needs the dropped probabilities: plain autograd.
-            kv = _gather_kv(src, flat, n_keys, scratch=False)
+            kv = _gather_kv(src, flat, n_keys)
             attn = torch.matmul(q * self.scale, kv[0].transpose(-1, -2)).add_(bias).softmax(dim=-1)
             out = torch.matmul(self.attn_drop(attn), kv[1])
         elif q.device.type == 'cpu' and _flash_cpu_op() is not None:
-            out = _FlashAttentionCore.apply(q, src, flat, bias, n_keys, self.scale)
+            _release_after_backward(q, src, bias)
+            out = _FlashAttentionCore.apply(q, src, flat, bias, n_keys, self.scale, (nwh, nww))
         else:
-            out = _MatmulAttentionCore.apply(q, src, flat, bias, n_keys, self.scale)
+            _release_after_backward(q, src, bias)
+            out = _MatmulAttentionCore.apply(q, src, flat, bias, n_keys, self.scale, (nwh, nww))
         out = out[..., :d].reshape(b, h, nwh, nww, s, s, d).permute(0, 2, 4, 3, 5, 1, 6).reshape(b, hp, wp, c)
         return self.proj_drop(self.proj(out))
 
@@ -470,13 +555,13 @@ class FocalAttention(BaseModule):
         """
         b, h = q.shape[:2]
         (nwh, nww), s, d = grid, self.window_size, self.head_dims
-        kv = _gather_kv(src, index, n_keys, scratch=True)
         out = q.new_empty(b, nwh, s, nww, s, h, d)
-        for i in range(b):
-            o = F.scaled_dot_product_attention(
-                q[i].transpose(0, 1), kv[0, i].transpose(0, 1), kv[1, i].transpose(0, 1),
-                attn_mask=bias[:, :, 0], scale=self.scale)  # (nW, h, s2, e)
-            out[i] = o[..., :d].view(nwh, nww, h, s, s, d).permute(0, 3, 1, 4, 2, 5)
+        for i, window_rows in _window_chunks(q, n_keys, grid):
+            w = _window_slice(window_rows, nww)
+            k, v = _gather_windows(src, index, i, w, n_keys)
+            o = F.scaled_dot_product_attention(q[i, :, w].transpose(0, 1), k, v, attn_mask=bias[:, :, 0],
+                                               scale=self.scale)  # (nWc, h, s2, e)
+            out[i, window_rows] = o[..., :d].view(-1, nww, h, s, s, d).permute(0, 3, 1, 4, 2, 5)
         return out.view(b, nwh * s, nww * s, h * d)
 
     def _forward_reference(self, x: torch.Tensor, pooled: Optional[torch.Tensor]) -> torch.Tensor:
@@ -1026,6 +1111,7 @@ class FocalTransformer(BaseModule):
         x = self.pos_drop(x)
         outs = []
         last = max(self.out_indices)
+        _scratch_local.release_hooked = False
         for i, layer in enumerate(self.layers):
             out, out_hw, x, hw = layer(x, hw, downsample=i < last)
             if i in self.out_indices:
@@ -1033,5 +1119,6 @@ class FocalTransformer(BaseModule):
                 outs.append(out.transpose(1, 2).reshape(out.shape[0], -1, *out_hw).contiguous())
             if i >= last:
                 break
-        release_scratch()
+        if not getattr(_scratch_local, 'release_hooked', False):
+            release_scratch()
         return tuple(outs)
