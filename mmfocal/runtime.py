@@ -245,7 +245,8 @@ def explain_data_error(exc: BaseException, ann_files: List[str] = ()) -> Optiona
             return f'{where} is not valid JSON ({chain}); regenerate or re-download it.'
         text = str(chain)
         if 'failed to load image' in text or 'cannot identify image file' in text:
-            return f'{text.strip()}: the image file is missing or corrupt; replace it or remove it from the annotations.'
+            return (f'{text.strip()}: the image file is missing or corrupt; replace it or remove it from the '
+                    'annotations.')
         chain = chain.__cause__ or chain.__context__
     return None
 

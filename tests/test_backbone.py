@@ -257,22 +257,28 @@ def test_fast_attention_cores_save_less_for_backward_and_match_the_reference(
 
 
 @pytest.mark.parametrize('chunk_bytes', [None, 1])
-@pytest.mark.parametrize('core', ['_FlashAttentionCore', '_MatmulAttentionCore'])
-def test_attention_core_gradients_pass_gradcheck(monkeypatch, core: str, chunk_bytes: Optional[int]) -> None:
-    # Hand-written backward (re-gather, softmax backward, index_add_ scatter, bias reduction) against
-    # finite differences in float64; repeated source indices exercise the scatter-add; one window row
-    # per piece with chunk_bytes=1.
+@pytest.mark.parametrize('flash', [True, False])
+def test_attention_core_gradients_pass_gradcheck(monkeypatch, flash: bool, chunk_bytes: Optional[int]) -> None:
+    # Hand-written backward (packing, re-gather, softmax backward, index_add_ scatter, bias reduction,
+    # pooled-grid crop) against finite differences in float64, for the qkv and pooled projections and
+    # all three position tables; 3x3 windows of side 2 with ring 1 and a padded 3x3 pooled
+    # neighbourhood, so keys repeat (cyclic ring) and the border mask is on. One window row per piece
+    # with chunk_bytes=1.
     if chunk_bytes is not None:
         monkeypatch.setattr(focal_transformer, '_CHUNK_BYTES', chunk_bytes)
+    if not flash:
+        monkeypatch.setattr(focal_transformer, '_flash_cpu_op', lambda: None)
     torch.manual_seed(0)
-    b, h, nw, s2, n_keys, n_src, e = 2, 2, 3, 4, 5, 7, 3
-    q = torch.randn(b, h, nw, s2, e, dtype=torch.float64, requires_grad=True)
-    src = torch.randn(b, n_src, 2, h, e, dtype=torch.float64, requires_grad=True)
-    bias = torch.randn(1, h, 1, s2, n_keys, dtype=torch.float64, requires_grad=True)
-    index = torch.randint(0, n_src, (nw * n_keys, ))
-    fn = getattr(focal_transformer, core)
-    assert torch.autograd.gradcheck(lambda q, src, bias: fn.apply(q, src, index, bias, n_keys, 0.7, (nw, 1)),
-                                    (q, src, bias))
+    attn = FocalAttention(8, 2, window_size=2, expand_size=1, focal_level=2, focal_window=3).double().train()
+    tables = {name: torch.randn_like(p) for name, p in attn.named_parameters() if 'relative_position' in name}
+    x = torch.randn(2, 6, 6, 8, dtype=torch.float64, requires_grad=True)
+    pooled = torch.randn(2, 3, 3, 8, dtype=torch.float64, requires_grad=True)
+    names = list(tables)
+
+    def fn(x: torch.Tensor, pooled: torch.Tensor, *values: torch.Tensor) -> torch.Tensor:
+        return torch.func.functional_call(attn, dict(zip(names, values)), (x, pooled))
+
+    assert torch.autograd.gradcheck(fn, (x, pooled, *(t.requires_grad_() for t in tables.values())))
 
 
 def test_attention_dropout_trains_and_is_off_in_eval() -> None:

@@ -16,7 +16,8 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = sorted(osp.relpath(p, REPO) for p in glob.glob(osp.join(REPO, 'configs', '[!_]*', 'focal_*.py')))
 REQUIRED = [f'configs/{m}/focal_{s}_{t}.py' for m in ('retinanet', 'mask_rcnn') for s in ('tiny', 'small', 'base')
             for t in ('1x', '3x')] + \
-    [f'configs/{m}/focal_tiny_{t}.py' for m in ('cascade', 'atss', 'sparse_rcnn', 'reppoints_v2') for t in ('1x', '3x')] + \
+    [f'configs/{m}/focal_tiny_{t}.py' for m in ('cascade', 'atss', 'sparse_rcnn', 'reppoints_v2')
+     for t in ('1x', '3x')] + \
     [f'configs/upernet/focal_{s}_160k_ade20k.py' for s in ('tiny', 'small', 'base')]
 
 

@@ -159,7 +159,8 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path) -> None:
 def test_missing_pretrained_backbone_is_a_clear_error(tmp_path) -> None:
     cfg = tmp_path / 'cfg.py'
     cfg.write_text(f"_base_ = '{osp.join(REPO, MASK)}'\n"
-                   "model = dict(backbone=dict(init_cfg=dict(_delete_=True, type='Pretrained', checkpoint='nope/focal.pth')))\n")
+                   "model = dict(backbone=dict(init_cfg=dict(_delete_=True, type='Pretrained', "
+                   "checkpoint='nope/focal.pth')))\n")
     result = tool('tools/train.py', str(cfg), '--work-dir', str(tmp_path / 'w'), check=False)
     assert_clean_error(result, "checkpoint not found: 'nope/focal.pth'")
 

@@ -8,6 +8,10 @@ import argparse
 import os
 import os.path as osp
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mmengine.config import Config
 
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 

@@ -38,8 +38,8 @@ def history_buffer_getattr(obj: Any, name: str) -> Any:
     if issubclass(owner, HistoryBuffer) and name in allowed:
         return getattr(obj, name)
     raise pickle.UnpicklingError(
-        f'checkpoint asks for getattr({getattr(obj, "__name__", type(obj).__name__)}, {name!r}); mmfocal only allows the '
-        'statistics methods of mmengine HistoryBuffer objects.')
+        f'checkpoint asks for getattr({getattr(obj, "__name__", type(obj).__name__)}, {name!r}); mmfocal only '
+        'allows the statistics methods of mmengine HistoryBuffer objects.')
 
 
 def _numpy_globals() -> List[Any]:

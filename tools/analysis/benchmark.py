@@ -172,7 +172,8 @@ def plot(results: dict, path: str) -> None:
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    metrics = [('forward', 'forward (s)'), ('forward_backward', 'forward+backward (s)'), ('peak_mem_mb', 'peak memory (MiB)')]
+    metrics = [('forward', 'forward (s)'), ('forward_backward', 'forward+backward (s)'),
+               ('peak_mem_mb', 'peak memory (MiB)')]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     sizes = [k for k in results['runs']]
     for ax, (key, label) in zip(axes, metrics):
@@ -213,7 +214,8 @@ def main() -> None:
 
     import torch
     sizes = [(1, 160, 160)] if args.quick else SIZES
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f'CPU {platform.processor() or platform.machine()}'
+    device = (torch.cuda.get_device_name(0) if torch.cuda.is_available() else
+              f'CPU {platform.processor() or platform.machine()}')
     results = dict(machine=f'{device}, {args.threads} threads, torch {torch.__version__}',
                    agreement=check_outputs_agree(args.official), runs={})
     print(f'machine: {results["machine"]}\noutputs agree: {results["agreement"]}')

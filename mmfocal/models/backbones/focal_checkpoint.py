@@ -152,7 +152,8 @@ def resize_bias_table(table: torch.Tensor, target_shape: torch.Size, key: str) -
             'the checkpoint is for a different model width (check arch/num_heads).')
     src_side, dst_side = int(round(src.shape[1] ** 0.5)), int(round(dst_len ** 0.5))
     if src_side ** 2 != src.shape[1] or dst_side ** 2 != dst_len:
-        raise CheckpointMismatchError(f'{key}: tables {tuple(table.shape)} -> {tuple(target_shape)} are not square grids.')
+        raise CheckpointMismatchError(
+            f'{key}: tables {tuple(table.shape)} -> {tuple(target_shape)} are not square grids.')
     grid = src.float().reshape(1, dst_heads, src_side, src_side)
     grid = F.interpolate(grid, size=(dst_side, dst_side), mode='bilinear', align_corners=False)
     out = grid.reshape(dst_heads, dst_len).to(table.dtype)

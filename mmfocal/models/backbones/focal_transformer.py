@@ -27,7 +27,7 @@ What we changed for detection and segmentation:
 
 import os
 import threading
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -170,16 +170,17 @@ def release_scratch() -> None:
     _scratch_local.buffers = {}
 
 
-def _release_after_backward(*inputs: torch.Tensor) -> None:
+def _release_after_backward(tensor: torch.Tensor) -> None:
     """Keep the scratch buffers from this forward for its backward pass, then free them.
 
     The backward pass gathers keys again and needs buffers of the same sizes: keeping them saves a
     second allocation of fresh pages (measured: 512x512 batch 2 training step 1.54x -> 1.35x Swin-T's
-    time). Called by every autograd attention with its inputs; the first of a backbone forward hooks
-    one that needs a gradient, which is complete only after every later attention's backward has run.
+    time). Called by every autograd attention with one of its inputs that needs a gradient; the first
+    of a backbone forward hooks it: its gradient is complete only after every later attention's
+    backward has run.
     """
     if not getattr(_scratch_local, 'release_hooked', False):
-        next(t for t in inputs if t.requires_grad).register_hook(lambda grad: release_scratch())
+        tensor.register_hook(lambda grad: release_scratch())
         _scratch_local.release_hooked = True
 
 
@@ -241,121 +242,149 @@ def _flash_cpu_op() -> Optional[object]:
     return getattr(torch.ops.aten, '_scaled_dot_product_flash_attention_for_cpu', None)
 
 
-def _attention_backward(grad_out: torch.Tensor, q: torch.Tensor, out: torch.Tensor, src: torch.Tensor,
-                        index: torch.Tensor, n_keys: int, grid: Tuple[int, int],
-                        probs: Callable[[int, slice, torch.Tensor], torch.Tensor]) -> tuple:
-    """Gradients of ``softmax(q k^T + bias) v`` for q, the key sources and the bias, piece by piece.
+class _Geometry(NamedTuple):
+    """Shapes and gather tables of one fast attention call (all derived from the padded map size)."""
+
+    grid: Tuple[int, int]  # windows (nWh, nWw)
+    window: int  # window side s
+    heads: int
+    head_dims: int  # d
+    channels: int  # e: d, plus one border-mask channel when the pooled grid is zero-padded
+    pad: int  # zero padding p of the pooled grid
+    n_keys: int  # keys per window N
+    index: torch.Tensor  # (nW * N,) source of every key of every window
+    mask: Optional[torch.Tensor]  # (T,) 0 / -100 per source token, or None
+    scale: float
+
+
+def _pack(qkv: torch.Tensor, kv_pooled: Optional[torch.Tensor], g: _Geometry) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Queries by window and the key/value sources of one attention call.
 
     Args:
-        grad_out, out: (B, h, nW, s2, e) output gradient and output.
-        q: (B, h, nW, s2, e) queries, already scaled.
-        src: (B, T, 2, h, e) key and value sources; index: (nW * N,) their gather index.
-        n_keys: Keys per window N.
-        grid: Windows (nWh, nWw).
-        probs: ``probs(image, windows, keys)`` -> the probabilities (h, nWc, s2, N) of one piece.
+        qkv: (B, Hp, Wp, 3C) projections of the padded map.
+        kv_pooled: (B, nWh, nWw, 2C) key/value projections of the pooled tokens, or None.
+        g: The call's geometry.
 
     Returns:
-        Gradients of q (unscaled by the caller), src and the (1, h, 1, s2, N) bias.
+        q (B, h, nW, s2, e) head-major, so the kernels see (windows, heads) batches of matrices, and
+        sources (B, T, 2, h, e): the Hp*Wp tokens then the zero-padded pooled grid, keys and values of
+        all heads in one row per token. The border mask varies per window while the position bias
+        is shared by all windows: it rides along as the extra channel e of the sources against a
+        query channel of 1/scale, so q.k * scale adds it exactly.
     """
-    b, h, nw, s2, e = q.shape
-    n_src = src.shape[1]
-    grad_q = torch.empty_like(q)
-    grad_src = src.new_zeros(b, 2 * h, n_src, e)
-    grad_bias = q.new_zeros(h, s2, n_keys, dtype=_accumulate_dtype(q.dtype))
-    # softmax backward: dS = P * (dP - rowsum(dP * P)) and rowsum(dP * P) == rowsum(dO * O).
-    delta = (grad_out * out).sum(dim=-1, keepdim=True)
-    image, rows = -1, None
-    for i, window_rows in _window_chunks(q, n_keys, grid):
-        if i != image:  # head-major sources of this image, so each piece's keys are contiguous matrices
-            image, rows = i, src[i].permute(1, 2, 0, 3).reshape(2 * h, n_src, e)
-        w = _window_slice(window_rows, grid[1])
-        idx = index.view(nw, n_keys)[w].reshape(-1)
-        kv = torch.index_select(rows, 1, idx, out=_scratch('kv', (2 * h, idx.numel(), e), q))
-        kv = kv.view(2, h, -1, n_keys, e)
-        q_c, grad_out_c = q[i, :, w], grad_out[i, :, w]
-        attn = probs(i, w, kv[0])
-        grad_kv = _scratch('grad_kv', kv.shape, q)
-        torch.matmul(attn.transpose(-1, -2), grad_out_c, out=grad_kv[1])
-        grad_attn = torch.matmul(grad_out_c, kv[1].transpose(-1, -2), out=_scratch('grad_attn', attn.shape, q))
-        grad_attn.sub_(delta[i, :, w]).mul_(attn)
-        grad_bias += grad_attn.sum(dim=1)
-        grad_q[i, :, w] = torch.matmul(grad_attn, kv[0])
-        torch.matmul(grad_attn.transpose(-1, -2), q_c, out=grad_kv[0])
-        grad_src[i].index_add_(1, idx, grad_kv.view(2 * h, -1, e))
-    grad_src = grad_src.view(b, 2, h, n_src, e).permute(0, 3, 1, 2, 4)
-    return grad_q, grad_src, grad_bias.to(q.dtype).view(1, h, 1, s2, n_keys)
+    b, hp, wp, _ = qkv.shape
+    (nwh, nww), s, h, d, e, p = g.grid, g.window, g.heads, g.head_dims, g.channels, g.pad
+    n_fine = hp * wp
+    qkv = qkv.view(b, nwh, s, nww, s, 3, h, d)
+    q = qkv.new_empty(b, h, nwh, nww, s, s, e)
+    q[..., :d] = qkv[..., 0, :, :].permute(0, 5, 1, 3, 2, 4, 6)
+    n_src = n_fine + (0 if kv_pooled is None else (nwh + 2 * p) * (nww + 2 * p))
+    src = qkv.new_empty(b, n_src, 2, h, e)
+    src[:, :n_fine, :, :, :d] = qkv.view(b, n_fine, 3, h, d)[:, :, 1:]
+    if kv_pooled is not None:
+        src[:, n_fine:, :, :, :d] = F.pad(kv_pooled, (0, 0, p, p, p, p)).view(b, -1, 2, h, d)
+    if e > d:
+        q[..., d] = 1. / g.scale
+        src[..., d] = g.mask.to(src.dtype)[:, None, None]  # v's copy of it only reaches a dropped channel
+    return q.view(b, h, nwh * nww, s * s, e), src
 
 
-class _MatmulAttentionCore(torch.autograd.Function):
-    """softmax(q k^T * scale + bias) v over gathered keys; saves the key sources, not the gathered keys.
+class _FocalAttentionCore(torch.autograd.Function):
+    """Focal attention from the qkv projections to the (B, Hp, Wp, C) output, with its own backward.
 
-    Autograd through ``index_select`` and two matmuls would keep the gathered keys and values of every
-    block until the backward pass (~230 per query where Swin has 49). Here the queries, the key
-    sources (one entry per token), the probabilities and the output are saved; the keys are gathered
-    again in backward and their gradients scattered back with ``index_add_``. Any device.
+    Autograd through the gather and two matmuls would keep the gathered keys and values of every
+    block until the backward pass (~230 per query where Swin has 49), and autograd through the
+    packing of q and the sources would zero-fill and add gradient buffers of the whole map. Here the
+    queries, the key sources (one entry per token) and the output are saved, plus, on CPU, the
+    log-sum-exp of PyTorch's flash kernel (``flash=True``; the probabilities are recomputed piece by
+    piece in backward) or, elsewhere, the probabilities. Backward gathers the keys again, scatters
+    their gradients with ``index_add_`` and writes the qkv gradient directly. Measured on CPU at
+    800x1333: peak tensor memory of a training step 2584 MiB with the flash variant against 3358 MiB
+    with saved probabilities (README, "Speed").
     """
 
     @staticmethod
-    def forward(ctx, q: torch.Tensor, src: torch.Tensor, index: torch.Tensor, bias: torch.Tensor,
-                n_keys: int, scale: float, grid: Tuple[int, int]) -> torch.Tensor:
-        kv = _gather_kv(src, index, n_keys)
-        # Autocast off inside: everything runs in the dtype of q (fp16/bf16 under autocast), so the
+    def forward(ctx, qkv: torch.Tensor, kv_pooled: Optional[torch.Tensor], bias: torch.Tensor, g: _Geometry,
+                flash: bool) -> torch.Tensor:
+        # Autocast off inside: everything runs in the dtype of qkv (fp16/bf16 under autocast), so the
         # backward pass, which runs without autocast, sees the same dtypes; softmax at least in fp32.
-        with torch.autocast(q.device.type, enabled=False):
-            q = q * scale
-            logits = torch.matmul(q, kv[0].transpose(-1, -2)).add_(bias)
-            attn = logits.softmax(dim=-1, dtype=_accumulate_dtype(q.dtype)).to(q.dtype)
-            out = torch.matmul(attn, kv[1])
-        ctx.save_for_backward(q, src, index, attn, out)
-        ctx.n_keys, ctx.scale, ctx.grid = n_keys, scale, grid
+        with torch.autocast(qkv.device.type, enabled=False):
+            q, src = _pack(qkv, kv_pooled, g)
+            b, h, nw, s2, e = q.shape
+            (nwh, nww), s, d = g.grid, g.window, g.head_dims
+            out = q.new_empty(b, nwh, s, nww, s, h, d)
+            if flash:
+                saved = q.new_empty(b, h, nw, s2, dtype=_accumulate_dtype(q.dtype))  # log-sum-exp
+                op = _flash_cpu_op()
+                for i, window_rows in _window_chunks(q, g.n_keys, g.grid):
+                    w = _window_slice(window_rows, nww)
+                    k, v = _gather_windows(src, g.index, i, w, g.n_keys)
+                    o, lse = op(q[i, :, w].transpose(0, 1), k, v, 0., False, attn_mask=bias[:, :, 0], scale=g.scale)
+                    out[i, window_rows] = o[..., :d].view(-1, nww, h, s, s, d).permute(0, 3, 1, 4, 2, 5)
+                    saved[i, :, w] = lse.transpose(0, 1)
+            else:
+                kv = _gather_kv(src, g.index, g.n_keys)
+                logits = torch.matmul(q * g.scale, kv[0].transpose(-1, -2)).add_(bias)
+                saved = logits.softmax(dim=-1, dtype=_accumulate_dtype(q.dtype)).to(q.dtype)  # probabilities
+                o = torch.matmul(saved, kv[1])[..., :d].view(b, h, nwh, nww, s, s, d)
+                out.copy_(o.permute(0, 2, 4, 3, 5, 1, 6))
+        out = out.view(b, nwh * s, nww * s, h * d)
+        ctx.save_for_backward(q, src, bias, out, saved)
+        ctx.g, ctx.flash, ctx.has_pooled = g, flash, kv_pooled is not None
         return out
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor) -> tuple:
-        q, src, index, attn, out = ctx.saved_tensors
-        grad_q, grad_src, grad_bias = _attention_backward(
-            grad_out, q, out, src, index, ctx.n_keys, ctx.grid, lambda i, w, k: attn[i, :, w])
-        return grad_q.mul_(ctx.scale), grad_src, None, grad_bias, None, None, None
-
-
-class _FlashAttentionCore(torch.autograd.Function):
-    """The same attention with PyTorch's CPU flash kernel: saves the log-sum-exp, not the probabilities.
-
-    The forward keeps no (windows, heads, s2, N) tensor at all; backward recomputes the probabilities
-    piece by piece from q, the re-gathered keys and the saved log-sum-exp (one extra matmul).
-    Measured on CPU at 800x1333: peak tensor memory of a training step 2584 MiB against 3358 MiB for
-    the matmul core, and a faster step (README, "Speed").
-    """
-
-    @staticmethod
-    def forward(ctx, q: torch.Tensor, src: torch.Tensor, index: torch.Tensor, bias: torch.Tensor,
-                n_keys: int, scale: float, grid: Tuple[int, int]) -> torch.Tensor:
+        q, src, bias, out, saved = ctx.saved_tensors
+        g = ctx.g
         b, h, nw, s2, e = q.shape
-        out = q.new_empty(b, h, nw, s2, e)
-        lse = q.new_empty(b, h, nw, s2, dtype=_accumulate_dtype(q.dtype))
-        flash = _flash_cpu_op()
-        with torch.autocast('cpu', enabled=False):
-            for i, window_rows in _window_chunks(q, n_keys, grid):
-                w = _window_slice(window_rows, grid[1])
-                k, v = _gather_windows(src, index, i, w, n_keys)
-                o, m = flash(q[i, :, w].transpose(0, 1), k, v, 0., False, attn_mask=bias[:, :, 0], scale=scale)
-                out[i, :, w], lse[i, :, w] = o.transpose(0, 1), m.transpose(0, 1)
-        ctx.save_for_backward(q, src, index, bias, out, lse)
-        ctx.n_keys, ctx.scale, ctx.grid = n_keys, scale, grid
-        return out
-
-    @staticmethod
-    def backward(ctx, grad_out: torch.Tensor) -> tuple:
-        q, src, index, bias, out, lse = ctx.saved_tensors
-        q = q * ctx.scale
-
-        def probs(i: int, w: slice, k: torch.Tensor) -> torch.Tensor:
-            attn = torch.matmul(q[i, :, w], k.transpose(-1, -2), out=_scratch('attn', k.shape[:2] + (
-                q.shape[3], k.shape[2]), q))
-            return attn.add_(bias[0]).sub_(lse[i, :, w].unsqueeze(-1)).exp_()
-
-        grad_q, grad_src, grad_bias = _attention_backward(grad_out, q, out, src, index, ctx.n_keys, ctx.grid, probs)
-        return grad_q.mul_(ctx.scale), grad_src, None, grad_bias, None, None, None
+        (nwh, nww), s, d, n_keys = g.grid, g.window, g.head_dims, g.n_keys
+        n_src, n_fine = src.shape[1], nwh * s * nww * s
+        grad_out = grad_out.contiguous().view(b, nwh, s, nww, s, h, d)
+        # softmax backward: dS = P * (dP - rowsum(dP * P)) and rowsum(dP * P) == rowsum(dO * O).
+        delta = (grad_out * out.view(grad_out.shape)).sum(dim=-1)  # (B, nWh, s, nWw, s, h)
+        grad_qkv = q.new_empty(b, nwh, s, nww, s, 3, h, d)
+        grad_src = src.new_zeros(b, 2 * h, n_src, e)
+        grad_bias = q.new_zeros(h, s2, n_keys, dtype=_accumulate_dtype(q.dtype))
+        image, rows = -1, None
+        for i, window_rows in _window_chunks(q, n_keys, g.grid):
+            if i != image:  # head-major sources of this image, so each piece's keys are contiguous matrices
+                image, rows = i, src[i].permute(1, 2, 0, 3).reshape(2 * h, n_src, e)
+            w = _window_slice(window_rows, nww)
+            n_rows = window_rows.stop - window_rows.start
+            idx = g.index.view(nw, n_keys)[w].reshape(-1)
+            kv = torch.index_select(rows, 1, idx, out=_scratch('kv', (2 * h, idx.numel(), e), q))
+            kv = kv.view(2, h, -1, n_keys, e)
+            q_c = q[i, :, w] * g.scale
+            grad_out_c = _scratch('grad_out', q_c.shape, q)
+            grad_out_c.view(h, n_rows, nww, s, s, e)[..., :d] = grad_out[i, window_rows].permute(4, 0, 2, 1, 3, 5)
+            grad_out_c[..., d:] = 0
+            if ctx.flash:
+                attn = torch.matmul(q_c, kv[0].transpose(-1, -2), out=_scratch('attn', q_c.shape[:-1] + (n_keys, ), q))
+                attn.add_(bias[0]).sub_(saved[i, :, w].unsqueeze(-1)).exp_()
+            else:
+                attn = saved[i, :, w]
+            grad_kv = _scratch('grad_kv', kv.shape, q)
+            torch.matmul(attn.transpose(-1, -2), grad_out_c, out=grad_kv[1])
+            grad_attn = torch.matmul(grad_out_c, kv[1].transpose(-1, -2), out=_scratch('grad_attn', attn.shape, q))
+            delta_c = delta[i, window_rows].permute(4, 0, 2, 1, 3).reshape(h, -1, s2, 1)
+            grad_attn.sub_(delta_c).mul_(attn)
+            grad_bias += grad_attn.sum(dim=1)
+            grad_q = torch.matmul(grad_attn, kv[0]).mul_(g.scale)
+            grad_q = grad_q[..., :d].view(h, n_rows, nww, s, s, d)
+            grad_qkv[i, window_rows, :, :, :, 0] = grad_q.permute(1, 3, 2, 4, 0, 5)
+            torch.matmul(grad_attn.transpose(-1, -2), q_c, out=grad_kv[0])
+            grad_src[i].index_add_(1, idx, grad_kv.view(2 * h, -1, e))
+        grad_src = grad_src.view(b, 2, h, n_src, e)[..., :d]
+        grad_qkv[..., 1:, :, :] = grad_src[:, :, :, :n_fine].permute(0, 3, 1, 2, 4).view(b, nwh, s, nww, s, 2, h, d)
+        grad_pooled = None
+        if ctx.has_pooled:
+            p = g.pad
+            pooled = grad_src[:, :, :, n_fine:].view(b, 2, h, nwh + 2 * p, nww + 2 * p, d)
+            pooled = pooled[:, :, :, p:p + nwh, p:p + nww]  # the zero padding has no gradient to pass on
+            grad_pooled = pooled.permute(0, 3, 4, 1, 2, 5).reshape(b, nwh, nww, 2 * h * d)
+        grad_bias = grad_bias.to(bias.dtype).view(1, h, 1, s2, n_keys)
+        return grad_qkv.view(b, nwh * s, nww * s, 3 * h * d), grad_pooled, grad_bias, None, None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -502,51 +531,32 @@ class FocalAttention(BaseModule):
     def _forward_fast(self, x: torch.Tensor, pooled: Optional[torch.Tensor]) -> torch.Tensor:
         b, hp, wp, c = x.shape
         s, h, d = self.window_size, self.num_heads, self.head_dims
-        nwh, nww = hp // s, wp // s
-        n_fine = hp * wp
         index, mask = self._gather_index(hp, wp, x.device)
-        n_keys = index.shape[1]
-        p = self.focal_window // 2
-        n_src = n_fine + (0 if self.focal_level == 1 else (nwh + 2 * p) * (nww + 2 * p))
-        # The border mask varies per window while the position bias is shared by all windows: it rides
-        # along as one extra key channel against a query channel of ones, so q.k adds it exactly and the
-        # bias stays one (heads, s2, N) table for every window.
-        e = d + (mask is not None)
-        qkv = self.qkv(x).view(b, nwh, s, nww, s, 3, h, d)
-        # Head-major buffers, so the gathered keys and both matmuls are contiguous batches over
-        # (B, heads, windows); k and v sources share one buffer and one gather.
-        q = qkv.new_empty(b, h, nwh, nww, s, s, e)
-        q[..., :d] = qkv[..., 0, :, :].permute(0, 5, 1, 3, 2, 4, 6)
-        src = qkv.new_empty(b, n_src, 2, h, e)
-        src[:, :n_fine, :, :, :d] = qkv.view(b, n_fine, 3, h, d)[:, :, 1:]
+        g = _Geometry((hp // s, wp // s), s, h, d, d + (mask is not None), self.focal_window // 2, index.shape[1],
+                      index.flatten(), mask, self.scale)
+        qkv = self.qkv(x)
+        kv_pooled = None
         if self.focal_level > 1:
             kv_pooled = F.linear(pooled, self.qkv.weight[c:], None if self.qkv.bias is None else self.qkv.bias[c:])
-            src[:, n_fine:, :, :, :d] = F.pad(kv_pooled, (0, 0, p, p, p, p)).view(b, -1, 2, h, d)
-        if mask is not None:
-            q[..., d] = 1. / self.scale  # the kernels scale q.k, this channel included
-            # also lands in v's extra channel, whose output is dropped
-            src[..., d] = mask.to(src.dtype)[:, None, None]
-        q = q.view(b, h, nwh * nww, s * s, e)
-        bias = self.position_bias().to(q.dtype)[None, :, None]  # (1, h, 1, s2, N)
-        flat = index.flatten()
-        if not torch.is_grad_enabled() or not (q.requires_grad or src.requires_grad or bias.requires_grad):
-            return self.proj_drop(self.proj(self._attend_inference(q, src, flat, bias, n_keys, (nwh, nww))))
+        bias = self.position_bias().to(qkv.dtype)[None, :, None]  # (1, h, 1, s2, N)
+        inputs = [t for t in (qkv, kv_pooled, bias) if t is not None and t.requires_grad]
+        if not torch.is_grad_enabled() or not inputs:
+            q, src = _pack(qkv, kv_pooled, g)
+            return self.proj_drop(self.proj(self._attend_inference(q, src, bias[:, :, 0], g)))
         if self.training and self.attn_drop.p > 0:
             # Attention dropout (no released model uses it) needs the dropped probabilities: plain autograd.
-            kv = _gather_kv(src, flat, n_keys)
+            q, src = _pack(qkv, kv_pooled, g)
+            kv = _gather_kv(src, g.index, g.n_keys)
             attn = torch.matmul(q * self.scale, kv[0].transpose(-1, -2)).add_(bias).softmax(dim=-1)
-            out = torch.matmul(self.attn_drop(attn), kv[1])
-        elif q.device.type == 'cpu' and _flash_cpu_op() is not None:
-            _release_after_backward(q, src, bias)
-            out = _FlashAttentionCore.apply(q, src, flat, bias, n_keys, self.scale, (nwh, nww))
+            out = torch.matmul(self.attn_drop(attn), kv[1])[..., :d]
+            out = out.reshape(b, h, hp // s, wp // s, s, s, d).permute(0, 2, 4, 3, 5, 1, 6).reshape(b, hp, wp, c)
         else:
-            _release_after_backward(q, src, bias)
-            out = _MatmulAttentionCore.apply(q, src, flat, bias, n_keys, self.scale, (nwh, nww))
-        out = out[..., :d].reshape(b, h, nwh, nww, s, s, d).permute(0, 2, 4, 3, 5, 1, 6).reshape(b, hp, wp, c)
+            _release_after_backward(inputs[0])
+            flash = x.device.type == 'cpu' and _flash_cpu_op() is not None
+            out = _FocalAttentionCore.apply(qkv, kv_pooled, bias, g, flash)
         return self.proj_drop(self.proj(out))
 
-    def _attend_inference(self, q: torch.Tensor, src: torch.Tensor, index: torch.Tensor, bias: torch.Tensor,
-                          n_keys: int, grid: Tuple[int, int]) -> torch.Tensor:
+    def _attend_inference(self, q: torch.Tensor, src: torch.Tensor, bias: torch.Tensor, g: _Geometry) -> torch.Tensor:
         """No-grad attention with a fused kernel per image: no (windows, heads, s2, N) logits are stored.
 
         On CPU ``scaled_dot_product_attention`` takes its flash kernel for these strided (windows, heads)
@@ -554,12 +564,12 @@ class FocalAttention(BaseModule):
         wants one batch dimension and the bias is shared across windows. Returns (B, Hp, Wp, C).
         """
         b, h = q.shape[:2]
-        (nwh, nww), s, d = grid, self.window_size, self.head_dims
+        (nwh, nww), s, d = g.grid, self.window_size, self.head_dims
         out = q.new_empty(b, nwh, s, nww, s, h, d)
-        for i, window_rows in _window_chunks(q, n_keys, grid):
+        for i, window_rows in _window_chunks(q, g.n_keys, g.grid):
             w = _window_slice(window_rows, nww)
-            k, v = _gather_windows(src, index, i, w, n_keys)
-            o = F.scaled_dot_product_attention(q[i, :, w].transpose(0, 1), k, v, attn_mask=bias[:, :, 0],
+            k, v = _gather_windows(src, g.index, i, w, g.n_keys)
+            o = F.scaled_dot_product_attention(q[i, :, w].transpose(0, 1), k, v, attn_mask=bias,
                                                scale=self.scale)  # (nWc, h, s2, e)
             out[i, window_rows] = o[..., :d].view(-1, nww, h, s, s, d).permute(0, 3, 1, 4, 2, 5)
         return out.view(b, nwh * s, nww * s, h * d)
