@@ -261,24 +261,42 @@ def test_fast_attention_cores_save_less_for_backward_and_match_the_reference(
 def test_attention_core_gradients_pass_gradcheck(monkeypatch, flash: bool, chunk_bytes: Optional[int]) -> None:
     # Hand-written backward (packing, re-gather, softmax backward, index_add_ scatter, bias reduction,
     # pooled-grid crop) against finite differences in float64, for the qkv and pooled projections and
-    # all three position tables; 3x3 windows of side 2 with ring 1 and a padded 3x3 pooled
-    # neighbourhood, so keys repeat (cyclic ring) and the border mask is on. One window row per piece
-    # with chunk_bytes=1.
+    # all three position tables; 3x2 windows of side 3 with ring 1 (4 of its 20 keys merged as
+    # repeats) and a padded 3x3 pooled neighbourhood (border mask on). One window row per piece with
+    # chunk_bytes=1.
     if chunk_bytes is not None:
         monkeypatch.setattr(focal_transformer, '_CHUNK_BYTES', chunk_bytes)
     if not flash:
         monkeypatch.setattr(focal_transformer, '_flash_cpu_op', lambda: None)
     torch.manual_seed(0)
-    attn = FocalAttention(8, 2, window_size=2, expand_size=1, focal_level=2, focal_window=3).double().train()
+    attn = FocalAttention(8, 2, window_size=3, expand_size=1, focal_level=2, focal_window=3).double().train()
     tables = {name: torch.randn_like(p) for name, p in attn.named_parameters() if 'relative_position' in name}
-    x = torch.randn(2, 6, 6, 8, dtype=torch.float64, requires_grad=True)
-    pooled = torch.randn(2, 3, 3, 8, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(2, 9, 6, 8, dtype=torch.float64, requires_grad=True)
+    pooled = torch.randn(2, 3, 2, 8, dtype=torch.float64, requires_grad=True)
     names = list(tables)
 
     def fn(x: torch.Tensor, pooled: torch.Tensor, *values: torch.Tensor) -> torch.Tensor:
         return torch.func.functional_call(attn, dict(zip(names, values)), (x, pooled))
 
     assert torch.autograd.gradcheck(fn, (x, pooled, *(t.requires_grad_() for t in tables.values())))
+
+
+@pytest.mark.parametrize('s,e,distinct', [(7, 3, 120), (7, 1, 32), (3, 1, 16), (2, 1, 12)])
+def test_repeated_ring_keys_merge_into_one_per_source(s: int, e: int, distinct: int) -> None:
+    offsets = focal_transformer.expand_ring_offsets(s, e)
+    first, slots, repeats = focal_transformer.ring_duplicates(offsets)
+    assert len(first) == distinct and len(first) + len(repeats) == len(offsets)
+    assert len({tuple(o) for o in offsets[first].tolist()}) == distinct
+    assert torch.equal(offsets[first][slots], offsets[repeats])
+    # merged biases: the softmax over merged keys equals the one over all keys, for the same logits
+    attn = FocalAttention(4 * s, 1, window_size=s, expand_size=e, focal_level=1)
+    with torch.no_grad():
+        attn.relative_position_bias_table_to_neighbors.normal_()
+    full, merged = attn.position_bias()[0], attn.position_bias(merge_ring=True)[0]
+    n_win = s * s
+    ring_full, ring_merged = full[:, n_win:].exp(), merged[:, n_win:].exp()
+    expect = ring_full[:, first].index_add(1, slots, ring_full[:, repeats])
+    assert torch.allclose(ring_merged, expect, rtol=1e-5)
 
 
 def test_attention_dropout_trains_and_is_off_in_eval() -> None:

@@ -96,6 +96,32 @@ def expand_ring_valid_index(window_size: int, expand_size: int) -> torch.Tensor:
     return torch.cat([keep for _, _, keep in _ring_parts(window_size, expand_size)]).nonzero().flatten()
 
 
+def ring_duplicates(offsets: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Ring keys read from the same source position, merged into one key each.
+
+    The four rolled copies overlap: with s=7, e=3, 12 of the 132 ring offsets repeat one another.
+    A key counted twice with biases b1, b2 contributes exp(q.k + b1) + exp(q.k + b2) to the softmax,
+    which is one key with bias logaddexp(b1, b2): same attention, 5-7% fewer keys per window.
+
+    Args:
+        offsets: (R, 2) ring offsets in official key order.
+
+    Returns:
+        first (U,): the first ring key of each distinct offset, in key order; slots (D,) and
+        repeats (D,): for every further key with an offset already seen, the merged key it joins
+        (a position in ``first``) and its own ring position.
+    """
+    first, slots, repeats, seen = [], [], [], {}
+    for j, (r, c) in enumerate(offsets.tolist()):
+        if (r, c) in seen:
+            slots.append(seen[(r, c)])
+            repeats.append(j)
+        else:
+            seen[(r, c)] = len(first)
+            first.append(j)
+    return torch.tensor(first), torch.tensor(slots, dtype=torch.long), torch.tensor(repeats, dtype=torch.long)
+
+
 def relative_position_index(q_size: int, k_size: int) -> torch.Tensor:
     """Index into a ((q+k-1)^2)-entry bias table for a q×q query grid against a k×k key grid.
 
@@ -445,7 +471,12 @@ class FocalAttention(BaseModule):
             n_ring = 4 * (s * s - (s - expand_size) ** 2)
             self.relative_position_bias_table_to_neighbors = nn.Parameter(torch.zeros(1, num_heads, s * s, n_ring))
             self.register_buffer('valid_ind_rolled', expand_ring_valid_index(s, expand_size), persistent=False)
-            self.register_buffer('ring_offsets', expand_ring_offsets(s, expand_size), persistent=False)
+            offsets = expand_ring_offsets(s, expand_size)
+            first, slots, repeats = ring_duplicates(offsets)
+            self.register_buffer('ring_offsets', offsets[first], persistent=False)  # distinct ones, fast path
+            self.register_buffer('ring_first', first, persistent=False)
+            self.register_buffer('ring_slots', slots, persistent=False)
+            self.register_buffer('ring_repeats', repeats, persistent=False)
         if focal_level > 1:
             self.relative_position_bias_table_to_windows = nn.ParameterList(
                 [nn.Parameter(torch.zeros(num_heads, (s + focal_window - 1) ** 2))])
@@ -459,13 +490,25 @@ class FocalAttention(BaseModule):
 
     # --- shared pieces ---------------------------------------------------------------------
 
-    def position_bias(self) -> torch.Tensor:
-        """Additive bias for all keys of a window, (heads, s*s, N), in key order window|ring|pooled."""
+    def position_bias(self, merge_ring: bool = False) -> torch.Tensor:
+        """Additive bias for all keys of a window, (heads, s*s, N), in key order window|ring|pooled.
+
+        Args:
+            merge_ring: One key per distinct ring offset (the fast path's keys), repeated keys
+                merged with ``logaddexp`` of their biases (:func:`ring_duplicates`).
+        """
         s2 = self.window_size ** 2
         parts = [self.relative_position_bias_table[self.relative_position_index.flatten()].view(s2, s2, -1)
                  .permute(2, 0, 1)]
         if self.expand_size > 0:
-            parts.append(self.relative_position_bias_table_to_neighbors[0])
+            ring = self.relative_position_bias_table_to_neighbors[0]
+            if merge_ring:
+                first = ring[..., self.ring_first]
+                # -inf where nothing merges: logaddexp(b, -inf) == b exactly, with gradient 1 and 0
+                repeats = torch.full_like(first, float('-inf')).index_copy(-1, self.ring_slots,
+                                                                          ring[..., self.ring_repeats])
+                ring = torch.logaddexp(first, repeats)
+            parts.append(ring)
         if self.focal_level > 1:
             table = self.relative_position_bias_table_to_windows[0]
             parts.append(table[:, self.relative_position_index_0.flatten()].view(self.num_heads, s2, -1))
@@ -524,7 +567,9 @@ class FocalAttention(BaseModule):
         Returns:
             (B, Hp, Wp, C).
         """
-        if self.attn_impl == 'reference':
+        if self.attn_impl == 'reference' or (self.training and self.attn_drop.p > 0):
+            # Attention dropout (no released model uses it) drops every key's probability on its own,
+            # repeated ring keys included: the official formulation, which keeps them apart.
             return self._forward_reference(x, pooled)
         return self._forward_fast(x, pooled)
 
@@ -538,22 +583,14 @@ class FocalAttention(BaseModule):
         kv_pooled = None
         if self.focal_level > 1:
             kv_pooled = F.linear(pooled, self.qkv.weight[c:], None if self.qkv.bias is None else self.qkv.bias[c:])
-        bias = self.position_bias().to(qkv.dtype)[None, :, None]  # (1, h, 1, s2, N)
+        bias = self.position_bias(merge_ring=True).to(qkv.dtype)[None, :, None]  # (1, h, 1, s2, N)
         inputs = [t for t in (qkv, kv_pooled, bias) if t is not None and t.requires_grad]
         if not torch.is_grad_enabled() or not inputs:
             q, src = _pack(qkv, kv_pooled, g)
             return self.proj_drop(self.proj(self._attend_inference(q, src, bias[:, :, 0], g)))
-        if self.training and self.attn_drop.p > 0:
-            # Attention dropout (no released model uses it) needs the dropped probabilities: plain autograd.
-            q, src = _pack(qkv, kv_pooled, g)
-            kv = _gather_kv(src, g.index, g.n_keys)
-            attn = torch.matmul(q * self.scale, kv[0].transpose(-1, -2)).add_(bias).softmax(dim=-1)
-            out = torch.matmul(self.attn_drop(attn), kv[1])[..., :d]
-            out = out.reshape(b, h, hp // s, wp // s, s, s, d).permute(0, 2, 4, 3, 5, 1, 6).reshape(b, hp, wp, c)
-        else:
-            _release_after_backward(inputs[0])
-            flash = x.device.type == 'cpu' and _flash_cpu_op() is not None
-            out = _FocalAttentionCore.apply(qkv, kv_pooled, bias, g, flash)
+        _release_after_backward(inputs[0])
+        flash = x.device.type == 'cpu' and _flash_cpu_op() is not None
+        out = _FocalAttentionCore.apply(qkv, kv_pooled, bias, g, flash)
         return self.proj_drop(self.proj(out))
 
     def _attend_inference(self, q: torch.Tensor, src: torch.Tensor, bias: torch.Tensor, g: _Geometry) -> torch.Tensor:
