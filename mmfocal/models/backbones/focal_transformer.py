@@ -203,8 +203,8 @@ def _release_after_backward(tensor: torch.Tensor) -> None:
     """Keep the scratch buffers from this forward for its backward pass, then free them.
 
     The backward pass gathers keys again and needs buffers of the same sizes: keeping them saves a
-    second allocation of fresh pages (measured: 512x512 batch 2 training step 1.54x -> 1.35x Swin-T's
-    time). Called by every autograd attention with one of its inputs that needs a gradient; the first
+    second allocation of fresh pages (in one A/B run at 512x512 batch 2 the training step went from
+    1.54x to 1.35x Swin-T's time). Called by every autograd attention with one of its inputs that needs a gradient; the first
     of a backbone forward hooks it: its gradient is complete only after every later attention's
     backward has run.
     """
@@ -331,9 +331,8 @@ class _FocalAttentionCore(torch.autograd.Function):
     queries, the key sources (one entry per token) and the output are saved, plus, on CPU, the
     log-sum-exp of PyTorch's flash kernel (``flash=True``; the probabilities are recomputed piece by
     piece in backward) or, elsewhere, the probabilities. Backward gathers the keys again, scatters
-    their gradients with ``index_add_`` and writes the qkv gradient directly. Measured on CPU at
-    800x1333: peak tensor memory of a training step 2584 MiB with the flash variant against 3358 MiB
-    with saved probabilities (README, "Speed").
+    their gradients with ``index_add_`` and writes the qkv gradient directly. With the flash variant
+    no (windows, heads, s2, N) tensor lives from forward to backward (README, "Speed").
     """
 
     @staticmethod
