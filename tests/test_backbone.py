@@ -229,7 +229,7 @@ def _saved_bytes(module: nn.Module, *args) -> int:
 @pytest.mark.parametrize('core,max_saved_fraction', [('flash', 0.45), ('matmul', 0.75)])
 def test_fast_attention_cores_save_less_for_backward_and_match_the_reference(
         monkeypatch, core: str, max_saved_fraction: float, chunk_bytes: Optional[int]) -> None:
-    # Keys of a window are ~230 tokens (window, ring, pooled). Both training cores save the key
+    # Keys of a window are ~220 tokens (window, ring, pooled). Both training cores save the key
     # sources (one entry per token) and gather again in backward; the CPU flash core also keeps the
     # log-sum-exp instead of the probabilities. The matmul core is what other devices run. On CPU
     # both loop over pieces of window rows: all 8 rows at once by default, one per piece with 1 byte.
@@ -333,8 +333,8 @@ def test_attention_scratch_is_released_after_the_forward() -> None:
 
 @pytest.mark.parametrize('frozen_stages', [-1, 1])
 def test_training_scratch_lives_until_the_backward_is_through(frozen_stages: int) -> None:
-    # Kept from the forward for the backward (which gathers again), gone once the gradient has
-    # passed the first trainable layer; with frozen stages that layer is a later one.
+    # Kept from the forward for the backward (which gathers again), gone once the backward is through
+    # the first attention that ran with autograd (with frozen stages, one of a later stage).
     model = small_model(frozen_stages=frozen_stages).train()
     feats = model(torch.rand(1, 3, 64, 64))
     assert getattr(focal_transformer._scratch_local, 'buffers', {})
