@@ -326,7 +326,7 @@ class _FocalAttentionCore(torch.autograd.Function):
     """Focal attention from the qkv projections to the (B, Hp, Wp, C) output, with its own backward.
 
     Autograd through the gather and two matmuls would keep the gathered keys and values of every
-    block until the backward pass (~230 per query where Swin has 49), and autograd through the
+    block until the backward pass (~220 per query where Swin has 49), and autograd through the
     packing of q and the sources would zero-fill and add gradient buffers of the whole map. Here the
     queries, the key sources (one entry per token) and the output are saved, plus, on CPU, the
     log-sum-exp of PyTorch's flash kernel (``flash=True``; the probabilities are recomputed piece by
