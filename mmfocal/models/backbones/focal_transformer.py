@@ -204,9 +204,9 @@ def _release_after_backward(tensor: torch.Tensor) -> None:
 
     The backward pass gathers keys again and needs buffers of the same sizes: keeping them saves a
     second allocation of fresh pages (in one A/B run at 512x512 batch 2 the training step went from
-    1.54x to 1.35x Swin-T's time). Called by every autograd attention with one of its inputs that needs a gradient; the first
-    of a backbone forward hooks it: its gradient is complete only after every later attention's
-    backward has run.
+    1.54x to 1.35x Swin-T's time). Called by every autograd attention with one of its inputs that
+    needs a gradient; the first of a backbone forward hooks it: its gradient is complete only after
+    every later attention's backward has run.
     """
     if not getattr(_scratch_local, 'release_hooked', False):
         tensor.register_hook(lambda grad: release_scratch())
@@ -322,6 +322,39 @@ def _pack(qkv: torch.Tensor, kv_pooled: Optional[torch.Tensor], g: _Geometry) ->
     return q.view(b, h, nwh * nww, s * s, e), src
 
 
+def _fused_attention(q: torch.Tensor, src: torch.Tensor, bias: torch.Tensor, g: _Geometry,
+                     lse: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Attention through a fused kernel, piece by piece: no (windows, heads, s2, N) logits are stored.
+
+    Without ``lse``, ``scaled_dot_product_attention`` (on CPU its flash kernel for these strided
+    (windows, heads) views: 2x faster than matmul + softmax at stage 1, measured); with it, PyTorch's
+    CPU flash op, whose log-sum-exp is written into ``lse`` (B, h, nW, s2) for the backward pass.
+
+    Args:
+        q: (B, h, nW, s2, e) queries; src: (B, T, 2, h, e) key/value sources (see :func:`_pack`).
+        bias: (1, h, s2, N) position bias shared by all windows.
+        g: The call's geometry.
+        lse: Output buffer for the log-sum-exp, or None.
+
+    Returns:
+        (B, Hp, Wp, C) attention output.
+    """
+    b, h = q.shape[:2]
+    (nwh, nww), s, d = g.grid, g.window, g.head_dims
+    out = q.new_empty(b, nwh, s, nww, s, h, d)
+    for i, window_rows in _window_chunks(q, g.n_keys, g.grid):
+        w = _window_slice(window_rows, nww)
+        k, v = _gather_windows(src, g.index, i, w, g.n_keys)
+        q_c = q[i, :, w].transpose(0, 1)  # (nWc, h, s2, e), as are k, v (N keys) and the output
+        if lse is None:
+            o = F.scaled_dot_product_attention(q_c, k, v, attn_mask=bias, scale=g.scale)
+        else:
+            o, m = _flash_cpu_op()(q_c, k, v, 0., False, attn_mask=bias, scale=g.scale)
+            lse[i, :, w] = m.transpose(0, 1)
+        out[i, window_rows] = o[..., :d].view(-1, nww, h, s, s, d).permute(0, 3, 1, 4, 2, 5)
+    return out.view(b, nwh * s, nww * s, h * d)
+
+
 class _FocalAttentionCore(torch.autograd.Function):
     """Focal attention from the qkv projections to the (B, Hp, Wp, C) output, with its own backward.
 
@@ -344,23 +377,15 @@ class _FocalAttentionCore(torch.autograd.Function):
             q, src = _pack(qkv, kv_pooled, g)
             b, h, nw, s2, e = q.shape
             (nwh, nww), s, d = g.grid, g.window, g.head_dims
-            out = q.new_empty(b, nwh, s, nww, s, h, d)
             if flash:
                 saved = q.new_empty(b, h, nw, s2, dtype=_accumulate_dtype(q.dtype))  # log-sum-exp
-                op = _flash_cpu_op()
-                for i, window_rows in _window_chunks(q, g.n_keys, g.grid):
-                    w = _window_slice(window_rows, nww)
-                    k, v = _gather_windows(src, g.index, i, w, g.n_keys)
-                    o, lse = op(q[i, :, w].transpose(0, 1), k, v, 0., False, attn_mask=bias[:, :, 0], scale=g.scale)
-                    out[i, window_rows] = o[..., :d].view(-1, nww, h, s, s, d).permute(0, 3, 1, 4, 2, 5)
-                    saved[i, :, w] = lse.transpose(0, 1)
+                out = _fused_attention(q, src, bias[:, :, 0], g, lse=saved)
             else:
                 kv = _gather_kv(src, g.index, g.n_keys)
                 logits = torch.matmul(q * g.scale, kv[0].transpose(-1, -2)).add_(bias)
                 saved = logits.softmax(dim=-1, dtype=_accumulate_dtype(q.dtype)).to(q.dtype)  # probabilities
                 o = torch.matmul(saved, kv[1])[..., :d].view(b, h, nwh, nww, s, s, d)
-                out.copy_(o.permute(0, 2, 4, 3, 5, 1, 6))
-        out = out.view(b, nwh * s, nww * s, h * d)
+                out = o.permute(0, 2, 4, 3, 5, 1, 6).reshape(b, nwh * s, nww * s, h * d)
         ctx.save_for_backward(q, src, bias, out, saved)
         ctx.g, ctx.flash, ctx.has_pooled = g, flash, kv_pooled is not None
         return out
@@ -596,29 +621,11 @@ class FocalAttention(BaseModule):
         inputs = [t for t in (qkv, kv_pooled, bias) if t is not None and t.requires_grad]
         if not torch.is_grad_enabled() or not inputs:
             q, src = _pack(qkv, kv_pooled, g)
-            return self.proj_drop(self.proj(self._attend_inference(q, src, bias[:, :, 0], g)))
+            return self.proj_drop(self.proj(_fused_attention(q, src, bias[:, :, 0], g)))
         _release_after_backward(inputs[0])
         flash = x.device.type == 'cpu' and _flash_cpu_op() is not None
         out = _FocalAttentionCore.apply(qkv, kv_pooled, bias, g, flash)
         return self.proj_drop(self.proj(out))
-
-    def _attend_inference(self, q: torch.Tensor, src: torch.Tensor, bias: torch.Tensor, g: _Geometry) -> torch.Tensor:
-        """No-grad attention with a fused kernel per image: no (windows, heads, s2, N) logits are stored.
-
-        On CPU ``scaled_dot_product_attention`` takes its flash kernel for these strided (windows, heads)
-        views (2x faster than matmul + softmax at stage 1, measured); per image because the kernel
-        wants one batch dimension and the bias is shared across windows. Returns (B, Hp, Wp, C).
-        """
-        b, h = q.shape[:2]
-        (nwh, nww), s, d = g.grid, self.window_size, self.head_dims
-        out = q.new_empty(b, nwh, s, nww, s, h, d)
-        for i, window_rows in _window_chunks(q, g.n_keys, g.grid):
-            w = _window_slice(window_rows, nww)
-            k, v = _gather_windows(src, g.index, i, w, g.n_keys)
-            o = F.scaled_dot_product_attention(q[i, :, w].transpose(0, 1), k, v, attn_mask=bias,
-                                               scale=self.scale)  # (nWc, h, s2, e)
-            out[i, window_rows] = o[..., :d].view(-1, nww, h, s, s, d).permute(0, 3, 1, 4, 2, 5)
-        return out.view(b, nwh * s, nww * s, h * d)
 
     def _forward_reference(self, x: torch.Tensor, pooled: Optional[torch.Tensor]) -> torch.Tensor:
         """The official formulation: rolled copies, unfold, explicit logits and softmax."""
