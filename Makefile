@@ -1,13 +1,15 @@
-# The two commands a newcomer needs: `make demo` and `make test`. Both set up .venv first when needed.
+# The two commands a newcomer needs: `make demo` and `make test`. Both set up the venv first when needed.
 # MMFOCAL_WHEEL_DIR=DIR points the setup at a directory with a prebuilt mmcv 2.1.0 wheel.
-VENV ?= .venv
+# STACK=torch2.1 selects the second supported stack (torch 2.1.2, numpy<2) in its own venv, .venv-torch2.1.
+STACK ?= torch2.14
+VENV ?= $(if $(filter torch2.14,$(STACK)),.venv,.venv-$(STACK))
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
 .PHONY: setup test test-fast demo clean-demo
 
 setup:
-	VENV=$(VENV) bash tools/setup_env.sh
+	MMFOCAL_STACK=$(STACK) VENV=$(VENV) bash tools/setup_env.sh
 
 test: setup
 	$(PY) -m pytest tests $(PYTEST_ARGS)

@@ -24,7 +24,7 @@ setup(
     # Lower bounds only: exact pins live in requirements.txt. A range here keeps
     # `pip install -e .` from replacing the torch build the user already has.
     install_requires=[
-        'torch>=2.0',
+        'torch>=2.1',  # tested: 2.1.2 and 2.14.1 (README, "Supported stacks")
         'torchvision',
         'mmengine>=0.10.0,<1.0.0',
         'mmcv>=2.0.0rc4,<2.2.0',

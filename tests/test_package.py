@@ -1,5 +1,7 @@
 """The package installs the real OpenMMLab stack and plugs into mmdet and mmseg."""
 
+import fractions
+import os
 import os.path as osp
 import pickle
 import subprocess
@@ -12,6 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import mmfocal
+from mmfocal.utils.checkpoint_compat import safe_torch_load
 
 
 def test_version_is_exposed() -> None:
@@ -149,7 +152,7 @@ def test_checkpoint_resume_round_trip_under_weights_only(tmp_path) -> None:
     work = str(tmp_path / 'run')
     make_runner(work, max_iters=2).train()
     ckpt = osp.join(work, 'iter_2.pth')
-    assert torch.load(ckpt, weights_only=True)['meta']['iter'] == 2  # needs mmfocal's allow-list
+    assert safe_torch_load(ckpt)['meta']['iter'] == 2  # needs mmfocal's allow-list (or restricted unpickler)
 
     resumed = Snapshot()
     runner = make_runner(work, max_iters=4, resume=True, load_from=ckpt, hooks=[resumed.hook()])
@@ -175,7 +178,20 @@ def test_test_time_load_from_checkpoint(tmp_path) -> None:
     assert torch.equal(model.fc.weight, runner.model.net.fc.weight)
 
 
+def _torch_load_refuses_pickles_by_default(tmp_path) -> bool:
+    """Whether this torch's ``torch.load()`` defaults to ``weights_only=True`` (>= 2.6), by behaviour."""
+    path = tmp_path / 'fraction.pth'
+    torch.save({'x': fractions.Fraction(1, 2)}, path)
+    try:
+        torch.load(path)
+    except pickle.UnpicklingError:
+        return True
+    return False
+
+
 def test_plain_torch_cannot_read_mmengine_checkpoints_without_mmfocal(tmp_path) -> None:
+    if not _torch_load_refuses_pickles_by_default(tmp_path):
+        pytest.skip('this torch loads pickled objects by default: mmengine checkpoints load without mmfocal')
     work = str(tmp_path / 'run')
     make_runner(work, max_iters=2).train()
     code = f"import torch; torch.load({osp.join(work, 'iter_2.pth')!r})"
@@ -185,15 +201,64 @@ def test_plain_torch_cannot_read_mmengine_checkpoints_without_mmfocal(tmp_path) 
     assert fixed.returncode == 0, fixed.stderr
 
 
-def test_allow_list_does_not_open_getattr_in_general(tmp_path) -> None:
-    import numpy as np
+class _Evil:
+    """Unpickling calls ``os.system``: what a malicious checkpoint does."""
 
-    class Evil:
-        def __reduce__(self):
-            return getattr, (np.ndarray, 'tofile')
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
 
+    def __reduce__(self):
+        return os.system, (f'touch {self.marker}', )
+
+
+class _EvilGetattr:
+    def __reduce__(self):
+        import numpy as np
+        return getattr, (np.ndarray, 'tofile')
+
+
+@pytest.mark.parametrize('restricted', [False, True], ids=['torch_default', 'restricted_unpickler'])
+def test_safe_load_refuses_pickled_code_and_reads_mmengine_checkpoints(tmp_path, restricted: bool) -> None:
+    from mmfocal.utils import checkpoint_compat
+
+    def load(path):
+        if restricted:  # the torch 2.1 path, exercised on every torch
+            return torch.load(path, weights_only=False, pickle_module=checkpoint_compat._restricted_pickle_module())
+        return safe_torch_load(path)
+
+    marker = tmp_path / 'pwned'
+    for evil in (_Evil(str(marker)), _EvilGetattr()):
+        path = tmp_path / 'evil.pth'
+        torch.save({'state_dict': {'w': torch.ones(2)}, 'x': evil}, path)
+        with pytest.raises(pickle.UnpicklingError):
+            load(path)
+    assert not marker.exists()
+
+    work = str(tmp_path / 'run')
+    runner = make_runner(work, max_iters=2)
+    runner.train()
+    ckpt = load(osp.join(work, 'iter_2.pth'))
+    assert ckpt['meta']['iter'] == 2 and len(ckpt['message_hub']['log_scalars']) > 0
+    assert torch.equal(ckpt['state_dict']['net.fc.weight'], runner.model.net.fc.weight)
+    plain = tmp_path / 'plain.pth'
+    torch.save({'s': {1, 2}, 'b': b'xy', 't': (torch.zeros(1), 3.5)}, plain)
+    assert load(plain)['s'] == {1, 2} and load(plain)['b'] == b'xy'
+
+
+def test_backbone_init_refuses_a_malicious_checkpoint(tmp_path) -> None:
+    marker = tmp_path / 'pwned'
     path = tmp_path / 'evil.pth'
-    torch.save({'x': Evil()}, path)
+    torch.save({'model': {'patch_embed.proj.weight': torch.zeros(96, 3, 4, 4)}, 'x': _Evil(str(marker))}, path)
+    model = mmfocal.FocalTransformer(arch='tiny', depths=(1, 1, 1, 1),
+                                     init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    with pytest.raises(RuntimeError, match='safely'):
+        model.init_weights()
+    assert not marker.exists()
+
+
+def test_allow_list_does_not_open_getattr_in_general(tmp_path) -> None:
+    path = tmp_path / 'evil.pth'
+    torch.save({'x': _EvilGetattr()}, path)
     with pytest.raises(pickle.UnpicklingError):
         torch.load(path, weights_only=True)
 

@@ -17,9 +17,12 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 import torch
 import torch.nn.functional as F
 
+from ...utils.checkpoint_compat import safe_torch_load
+
 __all__ = [
     'extract_backbone_state_dict', 'drop_derived_keys', 'resize_bias_table', 'adapt_state_dict',
-    'load_checkpoint_file', 'summarize_keys', 'CheckpointMismatchError'
+    'load_checkpoint_file', 'summarize_keys', 'CheckpointMismatchError', 'official_checkpoint_url',
+    'OFFICIAL_CHECKPOINTS'
 ]
 
 # Buffers that the official model stores but that depend only on the configuration: we rebuild them.
@@ -36,15 +39,48 @@ V2_KEY_PATTERNS = (
 )
 
 
+# The official ImageNet-1K releases (microsoft/Focal-Transformer README, "Image Classification").
+OFFICIAL_CHECKPOINT_BASE = 'https://projects4jw.blob.core.windows.net/model/focal-transformer/imagenet1k/'
+OFFICIAL_CHECKPOINTS = tuple(f'focal-{size}{stem}-is224-ws7.pth' for size in ('tiny', 'small', 'base')
+                             for stem in ('', '-useconv'))
+
+
+def official_checkpoint_url(path: str) -> Optional[str]:
+    """The official download URL of a checkpoint kept under its release name, else ``None``.
+
+    Args:
+        path: Where the config expects the file (only its file name matters).
+
+    Returns:
+        The URL, or ``None`` for a file name that is not an official release.
+    """
+    name = os.path.basename(path)
+    return OFFICIAL_CHECKPOINT_BASE + name if name in OFFICIAL_CHECKPOINTS else None
+
+
 class CheckpointMismatchError(ValueError):
     """A checkpoint tensor cannot be used by this backbone configuration."""
+
+
+def _fetch_remote(uri: str) -> Any:
+    """A local path (http(s), cached in torch hub's directory) or an in-memory file (other backends)."""
+    if uri.startswith(('http://', 'https://')):
+        cached = os.path.join(torch.hub.get_dir(), 'checkpoints', os.path.basename(uri.split('?')[0]))
+        if not os.path.isfile(cached):
+            os.makedirs(os.path.dirname(cached), exist_ok=True)
+            torch.hub.download_url_to_file(uri, cached)
+        return cached
+    import io
+
+    from mmengine.fileio import get
+    return io.BytesIO(get(uri))
 
 
 def load_checkpoint_file(path: str, map_location: str = 'cpu', mmap: bool = False) -> Any:
     """Load a checkpoint file safely (``weights_only=True``) with a clear error on failure.
 
     Args:
-        path: Local path or any URI understood by mmengine's ``CheckpointLoader``.
+        path: Local path, http(s) URL (cached in torch hub's directory) or a URI mmengine's fileio reads.
         map_location: Passed to ``torch.load``.
         mmap: Memory-map a local file instead of reading it (cheap peeks at shapes).
 
@@ -52,14 +88,15 @@ def load_checkpoint_file(path: str, map_location: str = 'cpu', mmap: bool = Fals
         The object stored in the checkpoint.
     """
     if '://' in path:
-        from mmengine.runner.checkpoint import CheckpointLoader
-        return CheckpointLoader.load_checkpoint(path, map_location=map_location)
+        # Fetched here rather than by mmengine's CheckpointLoader, whose torch.load runs pickled code on
+        # torch < 2.6.
+        return safe_torch_load(_fetch_remote(path), map_location=map_location)
     if not os.path.isfile(path):
         raise FileNotFoundError(
             f'Focal Transformer checkpoint not found: {path!r}. Download the official ImageNet '
             'checkpoint (see README, "Pretrained weights") or fix the path in init_cfg.')
     try:
-        return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
+        return safe_torch_load(path, map_location=map_location, mmap=mmap)
     except Exception as exc:  # noqa: BLE001 - re-raised with the fix the user needs
         if mmap and 'mmap' in str(exc):
             return load_checkpoint_file(path, map_location, mmap=False)

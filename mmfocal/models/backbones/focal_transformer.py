@@ -42,8 +42,9 @@ from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
 
+from ...utils.torch_compat import register_load_state_dict_pre_hook
 from .focal_checkpoint import (CheckpointMismatchError, adapt_state_dict, load_checkpoint_file,
-                               official_to_mmfocal, summarize_keys)
+                               official_checkpoint_url, official_to_mmfocal, summarize_keys)
 
 __all__ = ['FocalTransformer', 'FocalAttention', 'FocalBlock', 'FocalStage', 'FocalPatchEmbed']
 
@@ -1003,8 +1004,7 @@ class FocalTransformer(BaseModule):
         for i in self.out_indices:
             self.add_module(f'norm{i}', build_norm_layer(norm_cfg, self.num_features[i])[1])
 
-        self.register_load_state_dict_pre_hook(self._adapt_incoming_state_dict)
-        self._check_pretrained()
+        register_load_state_dict_pre_hook(self, self._adapt_incoming_state_dict)
         self._freeze_stages()
 
     # --- construction ------------------------------------------------------------------------
@@ -1050,15 +1050,26 @@ class FocalTransformer(BaseModule):
                 return str(cfg['checkpoint'])
         return None
 
-    def _check_pretrained(self) -> None:
-        """Fail at construction on a missing checkpoint or one of another width (cheap, memory-mapped)."""
+    def check_pretrained(self) -> None:
+        """Fail early on a missing ``init_cfg`` checkpoint or one of another width (cheap, memory-mapped).
+
+        Building the model never reads weights (testing, FLOP counting and export need none);
+        :meth:`init_weights` calls this first, and ``tools/train.py`` before the data loaders start.
+
+        Raises:
+            FileNotFoundError: The checkpoint file does not exist (the message names its official URL).
+            CheckpointMismatchError: The checkpoint is for another width or stem.
+        """
         path = self._pretrained_path()
         if path is None or '://' in path:
             return
         if not os.path.isfile(os.path.expanduser(path)):
+            url = official_checkpoint_url(path)
+            where = f'download it from {url}' if url else 'download the official ImageNet checkpoint (README, ' \
+                '"Pretrained weights")'
             raise FileNotFoundError(
-                f'FocalTransformer init_cfg checkpoint not found: {path!r}. Download the official ImageNet '
-                'checkpoint (README, "Pretrained weights") or remove init_cfg to train from scratch.')
+                f'FocalTransformer init_cfg checkpoint not found: {path!r}: {where} into that path, or set '
+                'init_cfg=None to train from scratch.')
         state, _ = official_to_mmfocal(load_checkpoint_file(os.path.expanduser(path), mmap=True))
         own = self.patch_embed.proj.weight
         theirs = state.get('patch_embed.proj.weight')
@@ -1093,6 +1104,7 @@ class FocalTransformer(BaseModule):
 
     def init_weights(self) -> None:
         """Official initialisation, then the ``Pretrained`` checkpoint of ``init_cfg`` if any."""
+        self.check_pretrained()
         self._official_init()
         path = self._pretrained_path()
         if path is not None:
