@@ -9,11 +9,16 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from mmfocal.analysis import PAPER_TABLE, complexity, paper_key
-from mmfocal.apis import build_model, syncbn_to_bn
+from mmfocal.models.utils import official_checkpoint_url
+from mmfocal.utils.complexity import complexity
+from mmfocal.utils.model_index import load_model_index, model_key, readme_table
+from mmfocal.utils.config import build_model, count_parameters, syncbn_to_bn
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = sorted(osp.relpath(p, REPO) for p in glob.glob(osp.join(REPO, 'configs', '[!_]*', 'focal_*.py')))
+INDEX = load_model_index()
+README_BEGIN = '<!-- model zoo: generated from model-index.yml by `python tools/analysis/model_table.py --readme` -->'
+README_END = '<!-- end of model zoo -->'
 REQUIRED = [f'configs/{m}/focal_{s}_{t}.py' for m in ('retinanet', 'mask_rcnn') for s in ('tiny', 'small', 'base')
             for t in ('1x', '3x')] + \
     [f'configs/{m}/focal_tiny_{t}.py' for m in ('cascade', 'atss', 'sparse_rcnn', 'reppoints_v2')
@@ -41,23 +46,108 @@ def test_every_experiment_has_a_config() -> None:
     assert not missing, missing
 
 
+def test_model_index_lists_every_config_and_only_existing_ones() -> None:
+    shipped = sorted(osp.relpath(p, REPO) for p in glob.glob(osp.join(REPO, 'configs', '[!_]*', '*.py'))
+                     if '/demo/' not in p)
+    listed = [e.config for e in INDEX]
+    assert len(listed) == len(set(listed)) and sorted(listed) == shipped
+    for e in INDEX:
+        cfg = Config.fromfile(osp.join(REPO, e.config))
+        init = cfg.model.backbone.get('init_cfg') or {}
+        if e.pretrained:  # the file the config starts from, under its release name and official URL
+            assert osp.basename(init['checkpoint']) == e.pretrained['Name']
+            assert e.pretrained['URL'] == official_checkpoint_url(init['checkpoint'])
+        else:
+            assert cfg.model.backbone.type == 'ResNet'
+        meta = e['Metadata']
+        if 'Epochs' in meta:
+            assert cfg.train_cfg.max_epochs == meta['Epochs'], e.config
+        else:
+            assert cfg.train_cfg.max_iters == meta['Iterations'], e.config
+    # the paper reports results for every 3x detector and every UPerNet (experiments.md, section 1)
+    assert all(e.metrics for e in INDEX if e.config.endswith(('_3x.py', '_ade20k.py')))
+
+
+def test_readme_model_zoo_table_is_generated_from_the_index() -> None:
+    readme = open(osp.join(REPO, 'README.md')).read()
+    start = readme.index(README_BEGIN) + len(README_BEGIN)
+    assert readme[start:readme.index(README_END)].strip() == readme_table(INDEX), \
+        'README model-zoo table drifted from model-index.yml: regenerate with ' \
+        '`python tools/analysis/model_table.py --readme`'
+
+
+# Parameter counts of the models built by test_config_builds_and_predicts, so the paper comparison
+# below does not build every model a second time.
+_PARAMS: dict = {}
+
+
+def _num_classes(cfg: Config) -> int:
+    model = cfg.model
+    for head in ('bbox_head', 'decode_head', 'roi_head'):
+        if head in model:
+            node = model[head]
+            if head == 'roi_head':
+                node = node.bbox_head
+                node = node[-1] if isinstance(node, (list, tuple)) else node
+            return node.num_classes
+    raise KeyError('no head with num_classes')
+
+
+def _finds(node, key: str, value) -> bool:
+    if isinstance(node, dict):
+        return node.get(key, not value) == value or any(_finds(v, key, value) for v in node.values())
+    if isinstance(node, (list, tuple)):
+        return any(_finds(v, key, value) for v in node)
+    return False
+
+
+def _zero_score_thresholds(node) -> None:
+    if isinstance(node, dict):
+        for key in node:
+            if key == 'score_thr':
+                node[key] = 0.
+            else:
+                _zero_score_thresholds(node[key])
+
+
 @pytest.mark.parametrize('config', CONFIGS)
 def test_config_builds_and_predicts(config: str) -> None:
     cfg = Config.fromfile(osp.join(REPO, config))
     assert cfg.custom_imports == dict(imports=['mmfocal'], allow_failed_imports=False)
     assert cfg.model.backbone.type == 'FocalTransformer'
     assert cfg.model.backbone.init_cfg.type == 'Pretrained'  # points at the ImageNet checkpoint
+    _zero_score_thresholds(cfg.model.get('test_cfg'))  # untrained heads score low: keep every box
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
-        model = build_model(cfg, pretrained=False)
+        model = build_model(cfg)  # reads no weights: the ImageNet file is not needed to build
+        _PARAMS[model_key(config)] = count_parameters(model)
+        checkpoint = cfg.model.backbone.init_cfg.checkpoint
+        if not osp.isfile(osp.join(REPO, checkpoint)):
+            # only training applies init_cfg, and then it names where the official file is
+            with pytest.raises(FileNotFoundError, match=f'download it from https://.*{osp.basename(checkpoint)}'):
+                model.init_weights()
+        model.backbone.init_cfg = None
         model.init_weights()
-    results = predict_once(model, cfg.default_scope)
+    h, w = 96, 128
+    results = predict_once(model, cfg.default_scope, h, w)
     assert len(results) == 1
+    num_classes = _num_classes(cfg)
     if cfg.default_scope == 'mmdet':
         inst = results[0].pred_instances
-        assert inst.bboxes.shape[1] == 4 and len(inst.scores) <= 300
+        n = len(inst.scores)
+        assert 0 < n <= 300 and inst.bboxes.shape == (n, 4) and inst.labels.shape == (n, )
+        assert (inst.scores[:-1] >= inst.scores[1:]).all()  # sorted, best first
+        assert ((inst.labels >= 0) & (inst.labels < num_classes)).all()
+        boxes = inst.bboxes
+        if not _finds(cfg.model, 'clip_border', False):  # Sparse R-CNN's coder does not clip, by design
+            assert (boxes[:, 0] >= 0).all() and (boxes[:, 1] >= 0).all()
+            assert (boxes[:, 2] <= w).all() and (boxes[:, 3] <= h).all()
+            assert (boxes[:, 2:] >= boxes[:, :2]).all()
+        if 'masks' in inst:
+            assert tuple(inst.masks.shape) == (n, h, w)
     else:
-        assert results[0].pred_sem_seg.data.shape[-2:] == (96, 128)
+        seg = results[0].pred_sem_seg.data
+        assert seg.shape == (1, h, w) and int(seg.min()) >= 0 and int(seg.max()) < num_classes
 
 
 # Gaps we could not close without inventing architecture; each is explained in the README.
@@ -69,12 +159,14 @@ KNOWN_PARAM_GAPS = {
 
 @pytest.mark.parametrize('key', [
     pytest.param(k, marks=pytest.mark.xfail(strict=True, reason=KNOWN_PARAM_GAPS[k])) if k in KNOWN_PARAM_GAPS else k
-    for k in sorted({paper_key(c) for c in CONFIGS})
+    for k in sorted({model_key(e.config) for e in INDEX if e.params_m})
 ])
 def test_parameter_count_within_one_percent_of_the_paper(key: str) -> None:
-    config = next(c for c in CONFIGS if paper_key(c) == key)
-    params = complexity(Config.fromfile(osp.join(REPO, config)), flops=False)['params'] / 1e6
-    paper = PAPER_TABLE[key][0]
+    entry = next(e for e in INDEX if model_key(e.config) == key)
+    if key not in _PARAMS:  # this test run alone
+        _PARAMS[key] = complexity(Config.fromfile(osp.join(REPO, entry.config)), flops=False)['params']
+    params = _PARAMS[key] / 1e6
+    paper = entry.params_m
     assert abs(params / paper - 1) <= 0.01, f'{key}: {params:.2f} M vs paper {paper} M'
 
 

@@ -11,7 +11,6 @@ import textwrap
 import pytest
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 import mmfocal
 from mmfocal.utils.checkpoint_compat import safe_torch_load
@@ -52,34 +51,6 @@ def test_require_scope_explains_unknown_and_missing_scopes(monkeypatch: pytest.M
     monkeypatch.setattr(registry, 'REGISTERED_SCOPES', ['mmdet'])
     with pytest.raises(ImportError, match='pip install mmsegmentation==1.2.2'):
         registry.require_scope('mmseg')
-
-
-# --- compiled mmcv ops ---------------------------------------------------------------------
-
-def test_mmcv_nms_runs_on_cpu() -> None:
-    from mmcv.ops import nms
-    boxes = torch.tensor([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30]], dtype=torch.float32)
-    scores = torch.tensor([0.9, 0.8, 0.7])
-    dets, keep = nms(boxes, scores, iou_threshold=0.5)
-    assert keep.tolist() == [0, 2]  # box 1 overlaps box 0 with IoU 0.68
-    assert torch.allclose(dets[:, 4], torch.tensor([0.9, 0.7]))
-
-
-def test_mmcv_roi_align_interpolates_a_ramp_exactly() -> None:
-    from mmcv.ops import RoIAlign
-    feat = torch.arange(8, dtype=torch.float32).repeat(8, 1)[None, None]  # f(y, x) = x
-    rois = torch.tensor([[0, 0, 0, 4, 4]], dtype=torch.float32)
-    out = RoIAlign((2, 2), spatial_scale=1.0, sampling_ratio=1, aligned=True)(feat, rois)
-    # aligned: the roi spans [-0.5, 3.5]; bin centres at x = 0.5 and 2.5
-    assert torch.allclose(out[0, 0], torch.tensor([[0.5, 2.5], [0.5, 2.5]]))
-
-
-def test_mmcv_deform_conv_with_zero_offsets_is_a_plain_conv() -> None:
-    from mmcv.ops import DeformConv2d
-    conv = DeformConv2d(4, 6, kernel_size=3, padding=1, bias=False)
-    x = torch.randn(2, 4, 9, 11)
-    offset = torch.zeros(2, 2 * 9, 9, 11)
-    assert torch.allclose(conv(x, offset), F.conv2d(x, conv.weight, padding=1), atol=1e-5)
 
 
 # --- mmengine checkpoints under torch's weights_only default ----------------------------------
@@ -261,18 +232,3 @@ def test_allow_list_does_not_open_getattr_in_general(tmp_path) -> None:
     torch.save({'x': _EvilGetattr()}, path)
     with pytest.raises(pickle.UnpicklingError):
         torch.load(path, weights_only=True)
-
-
-# --- configs from the installed wheels -------------------------------------------------------
-
-def test_mmdet_and_mmseg_bases_resolve(tmp_path) -> None:
-    from mmengine.config import Config
-    det = tmp_path / 'det.py'
-    det.write_text("_base_ = ['mmdet::_base_/models/mask-rcnn_r50_fpn.py']\n"
-                   "model = dict(backbone=dict(_delete_=True, type='FocalTransformer', arch='tiny'),"
-                   " neck=dict(in_channels=[96, 192, 384, 768]))\n")
-    seg = tmp_path / 'seg.py'
-    seg.write_text("_base_ = ['mmseg::_base_/models/upernet_swin.py']\n")
-    det_cfg, seg_cfg = Config.fromfile(str(det)), Config.fromfile(str(seg))
-    assert det_cfg.model.type == 'MaskRCNN' and det_cfg.model.backbone == dict(type='FocalTransformer', arch='tiny')
-    assert seg_cfg.model.decode_head.type == 'UPerHead'

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from mmfocal.models import FocalTransformer
-from mmfocal.models.backbones.focal_checkpoint import official_to_mmfocal
+from mmfocal.models.utils.focal_checkpoint import official_to_mmfocal
 
 FIXTURE = osp.join(osp.dirname(__file__), 'fixtures', 'focal_official_parity.pth')
 

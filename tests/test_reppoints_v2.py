@@ -1,4 +1,4 @@
-"""RepPoints V2 (head, targets, losses, inference) as specified in docs/reppoints_v2.md."""
+"""RepPoints V2 (head, targets, losses, inference) as described in the README, section "RepPointsV2"."""
 
 import math
 import os.path as osp
@@ -14,7 +14,7 @@ from mmengine.config import Config
 from mmengine.structures import InstanceData
 
 import mmfocal  # noqa: F401  (registers the modules)
-from mmfocal.apis import build_model
+from mmfocal.utils.config import build_model
 from mmfocal.models.dense_heads import RepPointsV2Head, directional_max_pool
 from mmfocal.models.losses import LegacyGIoULoss, SEPFocalLoss, legacy_giou_loss
 from mmfocal.models.task_modules import CornerHeatmapAssigner, gaussian_radius_tensor
@@ -118,7 +118,7 @@ def test_flop_counter_counts_deformable_convs() -> None:
     from mmcv.ops import DeformConv2d
     from mmengine.analysis import FlopAnalyzer
 
-    from mmfocal.analysis import _deform_conv_flop_jit
+    from mmfocal.utils.complexity import _deform_conv_flop_jit
     conv = DeformConv2d(8, 16, 3, 1, 1).eval()
     analyzer = FlopAnalyzer(conv, (torch.rand(1, 8, 10, 10), torch.zeros(1, 18, 10, 10)))
     analyzer.unsupported_ops_warnings(False)
@@ -417,7 +417,7 @@ def test_r50_and_focal_configs_compute_losses_and_predict() -> None:
         cfg.model.backbone.init_cfg = None
         if cfg.model.backbone.type == 'FocalTransformer':
             cfg.model.backbone.depths = (1, 1, 1, 1)
-        model = build_model(cfg, pretrained=False)
+        model = build_model(cfg)
         model.init_weights()
         batch = synthetic_batch(model)
         model.train()
@@ -433,7 +433,7 @@ def test_r50_and_focal_configs_compute_losses_and_predict() -> None:
 @pytest.mark.slow
 def test_detector_overfits_a_tiny_set_and_finds_its_boxes() -> None:
     torch.manual_seed(0)
-    model = build_model(tiny_detector_cfg(), pretrained=False)
+    model = build_model(tiny_detector_cfg())
     model.init_weights()
     batch = synthetic_batch(model)
     optim = torch.optim.Adam(model.parameters(), lr=2e-3)

@@ -78,7 +78,7 @@ def test_stack_pins_agree_with_setup_py() -> None:
             if line.startswith('torch=='):
                 pins[stack] = line.strip().split('==')[1]
     setup_py = open(osp.join(REPO, 'setup.py')).read()
-    assert f"'torch>=2.1'" in setup_py and pins == {'torch2.14': '2.14.1', 'torch2.1': '2.1.2'}
+    assert "'torch>=2.1'" in setup_py and pins == {'torch2.14': '2.14.1', 'torch2.1': '2.1.2'}
 
 
 FAKE_SETUP = textwrap.dedent('''\
@@ -107,7 +107,8 @@ def test_source_build_uses_the_standard_torch_requires(tmp_path) -> None:
                             env={**os.environ, 'FAKE_MMCV_RECORD': str(record)}, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     wheel = result.stdout.strip().splitlines()[-1]
-    assert osp.realpath(osp.dirname(wheel)) == osp.realpath(tmp_path / 'out') and osp.basename(wheel).startswith('mmcv-2.1.0-')
+    assert osp.realpath(osp.dirname(wheel)) == osp.realpath(tmp_path / 'out')
+    assert osp.basename(wheel).startswith('mmcv-2.1.0-')
     header = open(osp.join(osp.dirname(torch.__file__), 'include', 'ATen', 'ATen.h')).read()
     std = 'c++20' if 'C++20 or later' in header else 'c++17'  # torch 2.14: c++20, torch 2.1: c++17
     assert record.read_text() == f'-std={std} MMCV_WITH_OPS=1'

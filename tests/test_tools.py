@@ -65,6 +65,33 @@ def test_mask_rcnn_demo_trains_checkpoints_and_tests_with_coco_metrics(tmp_path)
     drawn, original = mmcv.imread(png), mmcv.imread(osp.join(REPO, image))
     assert drawn.shape == original.shape
     assert np.abs(drawn.astype(int) - original.astype(int)).mean() > 1.0
+    root = osp.join(REPO, 'data/demo/coco/')
+    out = _stock_test_without_imagenet_weights(
+        tmp_path, 'mmdet', MASK, ckpt,
+        [f'test_dataloader.dataset.data_root={root}', f'test_evaluator.ann_file={root}annotations/instances_val.json'])
+    assert 'coco/bbox_mAP' in out
+
+
+def _stock_test_without_imagenet_weights(tmp_path, scope: str, config: str, ckpt: str, options: list) -> str:
+    """mmdet's or mmseg's own tools/test.py, from a folder without checkpoints/, on a config whose backbone
+    names the official ImageNet file: testing builds the model and loads the trained checkpoint, nothing else.
+
+    Returns:
+        What the tool printed.
+    """
+    package = __import__(scope)
+    elsewhere = tmp_path / f'stock_{scope}'
+    elsewhere.mkdir()
+    cfg = elsewhere / 'with_imagenet_init.py'
+    cfg.write_text(f"_base_ = '{osp.join(REPO, config)}'\n"
+                   "model = dict(backbone=dict(init_cfg=dict(_delete_=True, type='Pretrained', "
+                   "checkpoint='checkpoints/focal-tiny-is224-ws7.pth')))\n")
+    stock = osp.join(osp.dirname(package.__file__), '.mim', 'tools', 'test.py')
+    result = subprocess.run([sys.executable, stock, str(cfg), ckpt, '--work-dir', str(elsewhere / 'w'),
+                             '--cfg-options', *options], cwd=elsewhere, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert not (elsewhere / 'checkpoints').exists()
+    return result.stdout + result.stderr
 
 
 @pytest.mark.slow
@@ -100,6 +127,10 @@ def test_upernet_demo_trains_and_tests_with_miou(tmp_path) -> None:
     tool('tools/infer.py', 'data/demo/ade/images/validation/demo_val_0001.jpg', UPER, ckpt, '--out', png)
     import mmcv
     assert mmcv.imread(png).shape == (256, 256, 3)
+    root = osp.join(REPO, 'data/demo/ade/')
+    out = _stock_test_without_imagenet_weights(tmp_path, 'mmseg', UPER, ckpt,
+                                               [f'test_dataloader.dataset.data_root={root}'])
+    assert 'mIoU' in out
 
 
 @pytest.mark.slow
@@ -160,9 +191,47 @@ def test_missing_pretrained_backbone_is_a_clear_error(tmp_path) -> None:
     cfg = tmp_path / 'cfg.py'
     cfg.write_text(f"_base_ = '{osp.join(REPO, MASK)}'\n"
                    "model = dict(backbone=dict(init_cfg=dict(_delete_=True, type='Pretrained', "
-                   "checkpoint='nope/focal.pth')))\n")
+                   "checkpoint='nope/focal-small-useconv-is224-ws7.pth')))\n")
     result = tool('tools/train.py', str(cfg), '--work-dir', str(tmp_path / 'w'), check=False)
-    assert_clean_error(result, "checkpoint not found: 'nope/focal.pth'")
+    assert_clean_error(result, "checkpoint not found: 'nope/focal-small-useconv-is224-ws7.pth': download it from "
+                               'https://projects4jw.blob.core.windows.net/model/focal-transformer/imagenet1k/'
+                               'focal-small-useconv-is224-ws7.pth')
+    assert [ln for ln in result.stderr.splitlines() if ln.startswith('error:')] == [result.stderr.splitlines()[-1]]
+    assert not glob.glob(str(tmp_path / 'w' / '*' / '*.log'))
+
+
+def test_default_work_dirs_of_same_named_configs_differ(tmp_path) -> None:
+    from mmfocal.utils.cli import load_tool_config
+    dirs = set()
+    for method in ('retinanet', 'mask_rcnn', 'atss'):
+        cfg, _ = load_tool_config(osp.join(REPO, 'configs', method, 'focal_tiny_1x.py'), None, 'none', None)
+        dirs.add(cfg.work_dir)
+    assert dirs == {f'./work_dirs/{m}/focal_tiny_1x' for m in ('retinanet', 'mask_rcnn', 'atss')}
+    (tmp_path / 'a').mkdir()
+    (tmp_path / 'b').mkdir()
+    (tmp_path / 'a' / 'exp.py').write_text(f"_base_ = '{osp.join(REPO, UPER)}'\n")
+    (tmp_path / 'b' / 'exp.py').write_text(f"_base_ = '{osp.join(REPO, MASK)}'\n")
+    got = [load_tool_config(str(tmp_path / d / 'exp.py'), None, 'none', None)[0].work_dir for d in 'ab']
+    assert got == ['./work_dirs/a/exp', './work_dirs/b/exp']
+
+
+def test_resuming_another_models_checkpoint_is_one_clear_error(tmp_path) -> None:
+    import torch
+
+    from mmfocal.utils.config import build_model
+    from mmengine.config import Config
+    # a RetinaNet-like checkpoint where the config builds a Mask R-CNN: mmengine would half-load it
+    other = build_model(Config.fromfile(osp.join(REPO, UPER)))
+    work = tmp_path / 'w'
+    work.mkdir()
+    torch.save({'state_dict': other.state_dict(), 'meta': dict(experiment_name='upernet_demo_20261127')},
+               work / 'epoch_1.pth')
+    (work / 'last_checkpoint').write_text(str(work / 'epoch_1.pth'))
+    result = tool('tools/train.py', MASK, '--work-dir', str(work), '--resume', check=False)
+    assert_clean_error(result, f'cannot resume from {work / "epoch_1.pth"}: it holds another model '
+                               "(experiment 'upernet_demo_20261127')", 'give a new --work-dir')
+    result = tool('tools/train.py', MASK, '--work-dir', str(work), '--resume', str(work / 'epoch_1.pth'), check=False)
+    assert_clean_error(result, 'it holds another model')
 
 
 def test_amp_without_cuda_is_a_clear_error(tmp_path) -> None:

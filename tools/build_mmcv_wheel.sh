@@ -34,7 +34,8 @@ build="$(mktemp -d)"
 trap 'rm -rf "$build"' EXIT
 if [[ -z "$SDIST" ]]; then
     say "downloading the mmcv 2.1.0 source distribution from PyPI"
-    "$PY" -m pip download -q --no-deps --no-binary :all: mmcv==2.1.0 -d "$build"
+    # without build isolation: its metadata step needs pkg_resources, i.e. the environment's setuptools<81
+    "$PY" -m pip download -q --no-deps --no-build-isolation --no-binary :all: mmcv==2.1.0 -d "$build"
     SDIST="$build/mmcv-2.1.0.tar.gz"
 fi
 tar -xzf "$SDIST" -C "$build"

@@ -40,7 +40,7 @@ def main() -> None:
     from mmengine.config import Config
 
     import mmfocal  # noqa: F401
-    from mmfocal.apis import strip_pretrained, syncbn_to_bn, task_of
+    from mmfocal.utils.config import syncbn_to_bn, task_of
     for path, what in ((args.image, 'image'), (args.config, 'config'), (args.checkpoint, 'checkpoint')):
         if not osp.isfile(path):
             sys.exit(f'error: {what} not found: {path}')
@@ -52,7 +52,6 @@ def main() -> None:
         scope = task_of(cfg)
     except (ValueError, ImportError) as exc:
         sys.exit(f'error: {exc}')
-    strip_pretrained(cfg)
     syncbn_to_bn(cfg, distributed=False)
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
     if scope == 'mmdet':

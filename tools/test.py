@@ -5,11 +5,10 @@ Usage:
         [--cfg-options key=value ...] [--launcher none|pytorch|slurm|mpi]
     bash tools/dist_test.sh CONFIG CHECKPOINT NUM_PROCS [args]
 
-The backbone's ImageNet ``init_cfg`` is not needed here (the checkpoint holds all weights) and is ignored.
+The backbone's ImageNet ``init_cfg`` is not read here: mmengine applies it only when training starts.
 """
 
 import argparse
-import os
 import os.path as osp
 import sys
 
@@ -18,7 +17,7 @@ sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 
 def parse_args() -> argparse.Namespace:
     """Command-line arguments, as in mmdet's and mmseg's tools/test.py."""
-    from mmengine.config import DictAction
+    from mmfocal.utils.cli import add_launcher_args
     parser = argparse.ArgumentParser(description='Test (and evaluate) a model')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
@@ -26,27 +25,19 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--out', help='dump predictions to a pickle file (.pkl)')
     parser.add_argument('--show-dir', help='directory where painted images are saved')
     parser.add_argument('--tta', action='store_true', help='test-time augmentation (the config\'s tta_pipeline)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override settings in the config, key=value')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    add_launcher_args(parser)
+    return parser.parse_args()
 
 
 def build_config(args: argparse.Namespace):
     """Load and prepare the config; raise UserError on bad input."""
     from mmengine.config import ConfigDict
 
-    from mmfocal.apis import strip_pretrained
-    from mmfocal.runtime import UserError, check_dataset_paths, load_tool_config
+    from mmfocal.utils.cli import UserError, check_dataset_paths, load_tool_config
     if not osp.isfile(args.checkpoint):
         raise UserError(f'checkpoint not found: {args.checkpoint} (train one with tools/train.py, '
                         'or give the path of a downloaded one)')
     cfg, scope = load_tool_config(args.config, args.cfg_options, args.launcher, args.work_dir)
-    strip_pretrained(cfg)
     cfg.load_from = args.checkpoint
     cfg.resume = False
     if args.show_dir:
@@ -81,14 +72,8 @@ def build_config(args: argparse.Namespace):
 
 def main() -> None:
     """Entry point."""
-    args = parse_args()
-    import mmfocal  # noqa: F401
-    from mmfocal.runtime import UserError, build_runner, run_guarded
-    try:
-        cfg, scope = build_config(args)
-    except (UserError, ValueError, ImportError, FileNotFoundError) as exc:
-        sys.exit(f'error: {exc}')
-    run_guarded(lambda: build_runner(cfg, scope).test(), cfg)
+    from mmfocal.utils.cli import run_tool
+    run_tool(parse_args(), build_config, lambda runner: runner.test())
 
 
 if __name__ == '__main__':

@@ -10,7 +10,6 @@ launcher, SyncBN in the config is switched to BN (with a warning).
 """
 
 import argparse
-import os
 import os.path as osp
 import sys
 
@@ -19,7 +18,7 @@ sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 
 def parse_args() -> argparse.Namespace:
     """Command-line arguments, as in mmdet's and mmseg's tools/train.py."""
-    from mmengine.config import DictAction
+    from mmfocal.utils.cli import add_launcher_args
     parser = argparse.ArgumentParser(description='Train a detector or segmentor')
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and models')
@@ -27,19 +26,14 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--auto-scale-lr', action='store_true', help='scale the lr by the total batch size')
     parser.add_argument('--resume', nargs='?', type=str, const='auto',
                         help='resume from CKPT, or from the latest checkpoint in the work dir when no CKPT is given')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override settings in the config, key=value (e.g. train_cfg.max_epochs=1)')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    add_launcher_args(parser)
+    return parser.parse_args()
 
 
 def build_config(args: argparse.Namespace):
     """Load the config and apply the command-line options; raise UserError on bad input."""
-    from mmfocal.runtime import UserError, check_dataset_paths, load_tool_config
+    from mmfocal.utils.cli import (UserError, check_dataset_paths, check_pretrained_files, check_resume_matches,
+                                   load_tool_config)
     cfg, scope = load_tool_config(args.config, args.cfg_options, args.launcher, args.work_dir)
     if args.amp:
         import torch
@@ -60,24 +54,19 @@ def build_config(args: argparse.Namespace):
     if cfg.get('load_from') and '://' not in cfg.load_from and not osp.isfile(cfg.load_from):
         raise UserError(f'load_from checkpoint not found: {cfg.load_from}')
     check_dataset_paths(cfg, scope, ['train_dataloader', 'val_dataloader'])
+    if cfg.resume and check_resume_matches(cfg, scope):
+        # the weights come from the checkpoint: the ImageNet file is neither read nor needed
+        if cfg.model.get('backbone') is not None:
+            cfg.model.backbone.init_cfg = None
+    else:
+        check_pretrained_files(cfg)
     return cfg, scope
 
 
 def main() -> None:
     """Entry point."""
-    args = parse_args()
-    import mmfocal  # noqa: F401  (registers FocalTransformer, safe checkpoint loading)
-    from mmfocal.runtime import UserError, run_guarded
-    try:
-        cfg, scope = build_config(args)
-    except (UserError, ValueError, ImportError, FileNotFoundError) as exc:
-        sys.exit(f'error: {exc}')
-    run_guarded(lambda: _train(cfg, scope), cfg)
-
-
-def _train(cfg, scope: str) -> None:
-    from mmfocal.runtime import build_runner
-    build_runner(cfg, scope).train()
+    from mmfocal.utils.cli import run_tool
+    run_tool(parse_args(), build_config, lambda runner: runner.train())
 
 
 if __name__ == '__main__':

@@ -1,4 +1,4 @@
-# ATSS + Focal-T, 3x, multi-scale [480, 800]. Paper (Table 5): 49.5 box AP.
+# ATSS + Focal-T, 3x, multi-scale [480, 800]. Paper numbers: metafile.yml.
 _base_ = './focal_tiny_1x.py'
 train_dataloader = dict(dataset=dict(pipeline={{_base_.det_ms_train_pipeline}}))
 train_cfg = dict(max_epochs=36)

@@ -1,4 +1,4 @@
-# Cascade Mask R-CNN + Focal-T, 3x, multi-scale with crop branch. Paper (Table 5): 51.5 box AP.
+# Cascade Mask R-CNN + Focal-T, 3x, multi-scale with crop branch. Paper numbers: metafile.yml.
 _base_ = './focal_tiny_1x.py'
 train_dataloader = dict(dataset=dict(pipeline={{_base_.ins_crop_ms_train_pipeline}}))
 train_cfg = dict(max_epochs=36)

@@ -1,4 +1,4 @@
-# Mask R-CNN + Focal-B, 1x. Paper (Table 3): 47.8 box / 43.2 mask AP.
+# Mask R-CNN + Focal-B, 1x. Paper numbers: metafile.yml.
 _base_ = './focal_tiny_1x.py'
 pretrained = 'checkpoints/focal-base-is224-ws7.pth'
 model = dict(

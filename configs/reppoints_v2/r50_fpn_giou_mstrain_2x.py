@@ -1,6 +1,6 @@
 # RepPoints V2, ResNet-50, GIoU, multi-scale 2x: the original's reppoints_v2_r50_fpn_giou_mstrain_2x_coco
 # (shorter side uniform in [480, 960], longer side <= 1333; 24 epochs, steps 16 and 22).
-# Original README: 43.9 box AP (minival), 44.4 (test-dev).
+# The original README's result: metafile.yml.
 _base_ = './r50_fpn_giou_1x.py'
 train_pipeline = [
     dict(type='LoadImageFromFile', backend_args=None),

@@ -1,4 +1,4 @@
-# RetinaNet + Focal-B, 1x. Paper (Table 3): 46.3 box AP.
+# RetinaNet + Focal-B, 1x. Paper numbers: metafile.yml.
 _base_ = './focal_tiny_1x.py'
 pretrained = 'checkpoints/focal-base-is224-ws7.pth'
 model = dict(

@@ -1,4 +1,4 @@
-# RetinaNet + Focal-T, 1x, single scale. Paper (Table 3): 43.7 box AP.
+# RetinaNet + Focal-T, 1x, single scale. Paper numbers: metafile.yml.
 _base_ = [
     'mmdet::_base_/models/retinanet_r50_fpn.py', 'mmdet::_base_/datasets/coco_detection.py',
     '../_base_/focal_det_schedule_1x.py'

@@ -1,4 +1,4 @@
-# Sparse R-CNN + Focal-T, 3x, 300 proposals, multi-scale with crop branch. Paper (Table 5): 49.0 box AP.
+# Sparse R-CNN + Focal-T, 3x, 300 proposals, multi-scale with crop branch. Paper numbers: metafile.yml.
 _base_ = './focal_tiny_1x.py'
 train_dataloader = dict(dataset=dict(pipeline={{_base_.det_crop_ms_train_pipeline}}))
 train_cfg = dict(max_epochs=36)

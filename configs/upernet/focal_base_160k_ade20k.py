@@ -1,4 +1,4 @@
-# UPerNet + Focal-B, ADE20K 160k. README target: 49.0 mIoU (50.5 MS).
+# UPerNet + Focal-B, ADE20K 160k. Paper numbers: metafile.yml.
 _base_ = './focal_tiny_160k_ade20k.py'
 pretrained = 'checkpoints/focal-base-useconv-is224-ws7.pth'
 model = dict(

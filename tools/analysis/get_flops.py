@@ -24,14 +24,15 @@ def main() -> None:
     warnings.filterwarnings('ignore')
     from mmengine.config import Config
 
-    from mmfocal.analysis import PAPER_TABLE, complexity, paper_key
+    from mmfocal.utils.complexity import complexity
+    from mmfocal.utils.model_index import paper_complexity
     result = complexity(Config.fromfile(args.config), tuple(args.shape) if args.shape else None)
     h, w = result['shape']
-    paper = PAPER_TABLE.get(paper_key(args.config))
+    paper = paper_complexity(args.config)
     print(f'config: {args.config}\ninput: 1x3x{h}x{w}\n'
           f'params: {result["params"] / 1e6:.2f} M (backbone {result["backbone_params"] / 1e6:.2f} M)\n'
           f'FLOPs: {result["flops"] / 1e9:.1f} G')
-    if paper:
+    if paper[0] is not None:
         print(f'paper: {paper[0]} M params, {paper[1]} G FLOPs')
 
 

@@ -4,14 +4,15 @@ Usage:
     python tools/analysis/model_table.py            # params and FLOPs (about a minute per config on 2 cores)
     python tools/analysis/model_table.py --no-flops # params only (seconds)
     python tools/analysis/model_table.py --seg-shape 512 2048
+    python tools/analysis/model_table.py --readme   # the README model-zoo table, from model-index.yml
 
 Detection FLOPs are counted at 1280x800. UPerNet FLOPs are counted at --seg-shape (default 512x2048, the
 input size Swin's segmentation tables use, which the published UPerNet numbers follow).
 """
 
 import argparse
-import glob
 import os
+import os.path as osp
 import sys
 import warnings
 
@@ -25,24 +26,31 @@ def main() -> None:
     parser.add_argument('--no-flops', action='store_true')
     parser.add_argument('--seg-shape', type=int, nargs=2, default=(512, 2048), metavar=('H', 'W'))
     parser.add_argument('--filter', default='', help='only configs whose path contains this')
+    parser.add_argument('--readme', action='store_true',
+                        help='print the README model-zoo table (paper numbers from model-index.yml) and exit')
     args = parser.parse_args()
+    from mmfocal.utils.model_index import load_model_index, model_key, readme_table
+    entries = load_model_index()
+    if args.readme:
+        print(readme_table(entries))
+        return
     warnings.filterwarnings('ignore')
     from mmengine.config import Config
 
-    from mmfocal.analysis import PAPER_TABLE, complexity, paper_key
+    from mmfocal.utils.complexity import complexity
     seen = set()
     print(f'| {"config":34s} | params (M) | paper | diff | FLOPs (G) | paper | diff | input |')
     print(f'|{"-" * 36}|-----------:|------:|-----:|----------:|------:|-----:|-------|')
-    for path in sorted(glob.glob(os.path.join(REPO, 'configs', '[!_]*', 'focal_*.py'))):
-        key = paper_key(path)
-        rel = os.path.relpath(path, REPO)
-        if args.filter not in rel or key in seen:  # 1x and 3x build the same model
-            continue
+    for entry in entries:
+        rel = entry.config
+        key = model_key(rel)
+        if args.filter not in rel or key in seen or not osp.basename(rel).startswith('focal_'):
+            continue  # 1x and 3x build the same model
         seen.add(key)
-        cfg = Config.fromfile(path)
+        cfg = Config.fromfile(osp.join(REPO, rel))
         shape = tuple(args.seg_shape) if cfg.get('default_scope') == 'mmseg' else None
         res = complexity(cfg, shape, flops=not args.no_flops)
-        paper_params, paper_flops = PAPER_TABLE.get(key, (None, None))
+        paper_params, paper_flops = entry.params_m, entry.flops_g
         params = res['params'] / 1e6
         p_diff = f'{100 * (params / paper_params - 1):+.1f}%' if paper_params else '-'
         if 'flops' in res:
@@ -52,7 +60,7 @@ def main() -> None:
         else:
             flops_s, f_diff = '-', '-'
         h, w = res['shape']
-        print(f'| {key + " (1x/3x)" if "upernet" not in key else key:34s} | {params:10.2f} | '
+        print(f'| {key + " (1x/3x)" if "upernet" not in key else key.split("_160k")[0]:34s} | {params:10.2f} | '
               f'{paper_params or "-":>5} | {p_diff:>4} | {flops_s:>9} | {paper_flops or "-":>5} | {f_diff:>4} | '
               f'{w}x{h} |', flush=True)
 

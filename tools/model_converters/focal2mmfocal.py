@@ -18,7 +18,7 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..'))
 
-from mmfocal.models.backbones.focal_checkpoint import (load_checkpoint_file,  # noqa: E402
+from mmfocal.models.utils.focal_checkpoint import (load_checkpoint_file,  # noqa: E402
                                                        official_to_mmfocal)
 
 

@@ -7,9 +7,9 @@ from typing import Any, Optional
 import torch.nn as nn
 from mmengine.config import Config, ConfigDict
 
-from .registry import require_scope
+from ..registry import require_scope
 
-__all__ = ['task_of', 'syncbn_to_bn', 'strip_pretrained', 'build_model', 'count_parameters']
+__all__ = ['task_of', 'syncbn_to_bn', 'build_model', 'count_parameters']
 
 
 def task_of(cfg: Config) -> str:
@@ -65,19 +65,11 @@ def syncbn_to_bn(cfg: Config, distributed: bool) -> int:
     return changed
 
 
-def strip_pretrained(cfg: Config) -> None:
-    """Remove the backbone's ``Pretrained`` init_cfg (in place): build without downloaded weights."""
-    backbone = cfg.model.get('backbone')
-    if isinstance(backbone, dict):
-        backbone['init_cfg'] = None
-
-
-def build_model(cfg: Config, pretrained: bool = True, distributed: bool = False) -> nn.Module:
-    """Build ``cfg.model`` in its scope's registry (mmfocal's modules registered).
+def build_model(cfg: Config, distributed: bool = False) -> nn.Module:
+    """Build ``cfg.model`` in its scope's registry (mmfocal's modules registered), reading no weights.
 
     Args:
         cfg: A loaded config (not modified).
-        pretrained: Keep the backbone's ``Pretrained`` init_cfg.
         distributed: Keep SyncBN.
 
     Returns:
@@ -86,8 +78,6 @@ def build_model(cfg: Config, pretrained: bool = True, distributed: bool = False)
     import mmfocal  # noqa: F401  (registers FocalTransformer)
     cfg = copy.deepcopy(cfg)
     scope = task_of(cfg)
-    if not pretrained:
-        strip_pretrained(cfg)
     syncbn_to_bn(cfg, distributed)
     if scope == 'mmdet':
         from mmdet.registry import MODELS

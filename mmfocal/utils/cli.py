@@ -1,64 +1,132 @@
-"""Runtime support for the tools: distributed CPU runs, clear input errors, config preparation."""
+"""What the command-line tools share: config preparation, dataset checks, runner building, one-line errors."""
 
+import argparse
 import os
 import os.path as osp
-from typing import List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
-import torch
 from mmengine.config import Config
-from mmengine.model import MMDistributedDataParallel
-from mmengine.registry import MODEL_WRAPPERS
 
-__all__ = ['CPUCompatibleDDP', 'UserError', 'check_dataset_paths', 'setup_distributed_cpu', 'dataset_hint',
-           'load_tool_config', 'build_runner', 'run_guarded']
+__all__ = ['UserError', 'add_launcher_args', 'build_runner', 'check_dataset_paths', 'check_pretrained_files',
+           'check_resume_matches', 'dataset_hint', 'default_work_dir', 'explain_data_error', 'load_tool_config',
+           'run_guarded', 'run_tool']
 
 
 class UserError(Exception):
     """An input problem the user can fix; the tools print it without a traceback."""
 
 
-@MODEL_WRAPPERS.register_module()
-class CPUCompatibleDDP(MMDistributedDataParallel):
-    """``MMDistributedDataParallel`` that also wraps CPU modules (gloo), where ``device_ids`` must be None.
-
-    mmengine passes ``device_ids=[LOCAL_RANK]`` to every DDP wrapper, which PyTorch rejects for a model
-    on the CPU. On CUDA this behaves exactly like ``MMDistributedDataParallel``.
+def add_launcher_args(parser: argparse.ArgumentParser) -> None:
+    """The options every runner tool takes, as mmdet's and mmseg's tools name them.
 
     Args:
-        module: The model.
-        device_ids: Devices of a CUDA model; ignored for CPU models.
-        **kwargs: Passed to ``DistributedDataParallel``.
+        parser: The tool's parser (``--cfg-options``, ``--launcher`` and ``--local-rank`` are added).
     """
+    from mmengine.config import DictAction
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override settings in the config, key=value (e.g. train_cfg.max_epochs=1)')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
 
-    def __init__(self, module: torch.nn.Module, device_ids: Optional[List[int]] = None, **kwargs) -> None:
-        on_cpu = all(p.device.type == 'cpu' for p in module.parameters())
-        super().__init__(module=module, device_ids=None if on_cpu else device_ids, **kwargs)
 
+def run_tool(args: argparse.Namespace, prepare: Callable[[argparse.Namespace], Tuple[Config, str]],
+             action: Callable[[Any], None]) -> None:
+    """Body of a runner tool: prepare the config, build the runner, run ``action`` on it.
 
-def setup_distributed_cpu(cfg: Config, launcher: str) -> bool:
-    """Prepare a torchrun launch on a machine without CUDA: gloo process group and a CPU-capable DDP wrapper.
-
-    mmengine's pytorch launcher calls ``torch.cuda.set_device`` and defaults to NCCL; initialising the
-    process group first (gloo) makes mmengine keep it.
+    Bad input while preparing or running (missing files, corrupt images or annotations) ends the
+    process with one ``error:`` line and exit code 1 instead of a traceback.
 
     Args:
-        cfg: The config (modified in place).
-        launcher: The ``--launcher`` value.
+        args: Parsed arguments (``--local-rank`` becomes ``LOCAL_RANK`` when the launcher did not set it).
+        prepare: Turns the arguments into (config, scope); raises :class:`UserError` on bad input.
+        action: Called with the built runner, e.g. ``lambda runner: runner.train()``.
+    """
+    import sys
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    import mmfocal  # noqa: F401  (registers the models, safe checkpoint loading)
+    try:
+        cfg, scope = prepare(args)
+    except (UserError, ValueError, ImportError, FileNotFoundError) as exc:
+        sys.exit(f'error: {exc}')
+    run_guarded(lambda: action(build_runner(cfg, scope)), cfg)
+
+
+def default_work_dir(config: str) -> str:
+    """``./work_dirs/<method folder>/<config name>``: configs of the same name in different method folders
+    (``retinanet/focal_tiny_1x.py``, ``mask_rcnn/focal_tiny_1x.py``) never share checkpoints.
+
+    Args:
+        config: Config path.
 
     Returns:
-        True when the run is distributed on CPU.
+        The work dir.
     """
-    if launcher == 'none' or torch.cuda.is_available():
-        return False
-    import torch.distributed as dist
-    if not dist.is_initialized():
-        dist.init_process_group(backend='gloo', rank=int(os.environ['RANK']),
-                                world_size=int(os.environ['WORLD_SIZE']))
-    cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
-    wrapper = cfg.get('model_wrapper_cfg') or {}
-    wrapper['type'] = 'CPUCompatibleDDP'
-    cfg.model_wrapper_cfg = wrapper
-    return True
+    folder = osp.basename(osp.dirname(osp.abspath(config)))
+    return osp.join('./work_dirs', folder, osp.splitext(osp.basename(config))[0])
+
+
+def check_pretrained_files(cfg: Config) -> None:
+    """Raise :class:`UserError` when the backbone's ``Pretrained`` checkpoint is not on disk, naming where to
+    download it (training reads it in ``init_weights``; this says so before any data is loaded).
+
+    Args:
+        cfg: A prepared config.
+    """
+    from ..models.utils.focal_checkpoint import official_checkpoint_url
+    backbone = cfg.model.get('backbone') or {}
+    init_cfgs = backbone.get('init_cfg') or []
+    for init in init_cfgs if isinstance(init_cfgs, list) else [init_cfgs]:
+        path = init.get('checkpoint') if init.get('type') == 'Pretrained' else None
+        if not path or '://' in path or osp.isfile(osp.expanduser(path)):
+            continue
+        url = official_checkpoint_url(path)
+        where = f'download it from {url}' if url else 'download the official ImageNet checkpoint (README, ' \
+            '"Pretrained weights")'
+        raise UserError(f'backbone init_cfg checkpoint not found: {path!r}: {where} into that path, or set '
+                        'model.backbone.init_cfg=None to train from scratch.')
+
+
+def check_resume_matches(cfg: Config, scope: str) -> Optional[str]:
+    """Raise :class:`UserError` when the checkpoint a resume would continue from holds another model.
+
+    mmengine resumes non-strictly: a RetinaNet checkpoint would silently half-load into a Mask R-CNN
+    (its iteration counter and optimizer state included). Compared: the names and shapes of the model's
+    tensors, from the checkpoint (memory-mapped) and from the config's model (built, no weights read).
+
+    Args:
+        cfg: A prepared config with ``resume`` set.
+        scope: ``'mmdet'`` or ``'mmseg'``.
+
+    Returns:
+        The checkpoint the run will resume from, or None when there is none (a fresh start).
+    """
+    from mmengine.runner import find_latest_checkpoint
+
+    from .checkpoint_compat import safe_torch_load
+    from .config import build_model
+    path = cfg.get('load_from') or find_latest_checkpoint(cfg.work_dir)
+    if not path or '://' in path or not osp.isfile(path):
+        return None
+    checkpoint = safe_torch_load(path, mmap=True)
+    saved = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else {}
+    saved = {k: tuple(v.shape) for k, v in saved.items() if hasattr(v, 'shape')}
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        ours = {k: tuple(v.shape) for k, v in build_model(cfg).state_dict().items()}
+    missing = sorted(set(ours) - set(saved))
+    unexpected = sorted(set(saved) - set(ours))
+    reshaped = sorted(k for k in set(ours) & set(saved) if ours[k] != saved[k])
+    if not (missing or unexpected or reshaped):
+        return path
+    meta = checkpoint.get('meta') or {}
+    trained = f" (experiment {meta['experiment_name']!r})" if meta.get('experiment_name') else ''
+    examples = ', '.join((missing + unexpected + reshaped)[:3])
+    raise UserError(
+        f'cannot resume from {path}: it holds another model{trained} than this config builds '
+        f'({len(missing)} tensors missing, {len(unexpected)} unexpected, {len(reshaped)} of another shape; '
+        f'e.g. {examples}). Resume from a checkpoint of this config, or give a new --work-dir.')
 
 
 def load_tool_config(config: str, cfg_options: Optional[dict], launcher: str,
@@ -72,12 +140,14 @@ def load_tool_config(config: str, cfg_options: Optional[dict], launcher: str,
         config: Config path.
         cfg_options: ``--cfg-options`` overrides, or None.
         launcher: ``--launcher`` value.
-        work_dir: ``--work-dir`` value, or None for ``./work_dirs/<config name>``.
+        work_dir: ``--work-dir`` value, or None for the config's ``work_dir`` or else
+            :func:`default_work_dir`.
 
     Returns:
         (config, ``'mmdet'`` or ``'mmseg'``).
     """
-    from .apis import syncbn_to_bn, task_of
+    from ..engine import setup_distributed_cpu
+    from .config import syncbn_to_bn, task_of
     if not osp.isfile(config):
         raise UserError(f'config file not found: {config}')
     cfg = Config.fromfile(config)
@@ -85,7 +155,7 @@ def load_tool_config(config: str, cfg_options: Optional[dict], launcher: str,
         cfg.merge_from_dict(cfg_options)
     scope = task_of(cfg)
     cfg.launcher = launcher
-    cfg.work_dir = work_dir or cfg.get('work_dir') or osp.join('./work_dirs', osp.splitext(osp.basename(config))[0])
+    cfg.work_dir = work_dir or cfg.get('work_dir') or default_work_dir(config)
     distributed_cpu = setup_distributed_cpu(cfg, launcher)
     # SyncBN needs several processes, and CUDA: on CPU even a gloo run uses BN.
     syncbn_to_bn(cfg, distributed=launcher != 'none' and not distributed_cpu)

@@ -1,4 +1,4 @@
-"""Parameter and FLOP counting for mmfocal configs, and the paper's reference numbers."""
+"""Parameter and FLOP counting for mmfocal configs (the paper's numbers are in the model index)."""
 
 import copy
 from functools import partial
@@ -8,31 +8,12 @@ import numpy as np
 import torch
 from mmengine.config import Config
 
-from .apis import build_model, count_parameters, task_of
+from .config import build_model, count_parameters, task_of
 
-__all__ = ['PAPER_TABLE', 'DEFAULT_SHAPES', 'complexity']
+__all__ = ['DEFAULT_SHAPES', 'complexity']
 
-# Paper / official README: total params (M) and FLOPs (G) at the paper's input sizes
-# (detection 1280x800; UPerNet FLOPs as published, input size not stated there).
-PAPER_TABLE: Dict[str, Tuple[float, Optional[float]]] = {
-    'retinanet/focal_tiny': (39.4, 265.), 'retinanet/focal_small': (61.7, 367.),
-    'retinanet/focal_base': (100.8, 514.),
-    'mask_rcnn/focal_tiny': (48.8, 291.), 'mask_rcnn/focal_small': (71.2, 401.),
-    'mask_rcnn/focal_base': (110.0, 533.),
-    'cascade/focal_tiny': (86.7, 770.), 'atss/focal_tiny': (36.8, 239.),
-    'reppoints_v2/focal_tiny': (45.4, 491.), 'sparse_rcnn/focal_tiny': (110.8, 196.),
-    'upernet/focal_tiny': (62., 998.), 'upernet/focal_small': (85., 1130.), 'upernet/focal_base': (126., 1354.),
-}
 # (H, W) the paper counts at: 1280x800 for detection (Swin's convention), 512x512 for UPerNet.
 DEFAULT_SHAPES = {'mmdet': (800, 1280), 'mmseg': (512, 512)}
-
-
-def paper_key(config_path: str) -> str:
-    """``configs/mask_rcnn/focal_tiny_3x.py`` -> ``mask_rcnn/focal_tiny`` (1x and 3x share one model)."""
-    parts = config_path.replace('\\', '/').split('/')
-    name = parts[-1][:-3] if parts[-1].endswith('.py') else parts[-1]
-    size = '_'.join(name.split('_')[:2])
-    return f'{parts[-2]}/{size}'
 
 
 def _dummy_samples(scope: str, h: int, w: int) -> list:
@@ -101,7 +82,9 @@ def complexity(cfg: Config, shape: Optional[Tuple[int, int]] = None, flops: bool
     scope = task_of(cfg)
     if cfg.model.backbone.get('type') == 'FocalTransformer':
         cfg.model.backbone['attn_impl'] = 'reference'
-    model = build_model(cfg, pretrained=False).eval()
+    # Counting needs the heads' initialisation (below), never the ImageNet weights.
+    cfg.model.backbone['init_cfg'] = None
+    model = build_model(cfg).eval()
     out = dict(params=count_parameters(model), backbone_params=count_parameters(model, 'backbone'))
     h, w = shape or DEFAULT_SHAPES[scope]
     out['shape'] = (h, w)

@@ -1,0 +1,211 @@
+"""The Focal Transformer's building blocks: MLP, block (pooling + attention + MLP), patch embedding, stage."""
+
+from typing import Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torch.utils.checkpoint as cp
+from mmcv.cnn import build_norm_layer
+from mmcv.cnn.bricks.drop import DropPath
+from mmengine.model import BaseModule
+
+from .focal_attention import FocalAttention
+
+__all__ = ['FocalMlp', 'FocalBlock', 'FocalPatchEmbed', 'FocalStage']
+
+
+class FocalMlp(BaseModule):
+    """Transformer MLP with the official parameter names (``fc1``, ``fc2``).
+
+    Args:
+        embed_dims: Input and output channels.
+        hidden_dims: Hidden channels.
+        drop: Dropout after each linear layer.
+    """
+
+    def __init__(self, embed_dims: int, hidden_dims: int, drop: float = 0.) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(embed_dims, hidden_dims)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden_dims, embed_dims)
+        self.drop = nn.Dropout(drop)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply fc1 -> GELU -> fc2."""
+        return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
+
+
+class FocalBlock(BaseModule):
+    """Pre-norm Focal Transformer block: ``x + attn(LN(x))``, then ``x + mlp(LN(x))``.
+
+    Args:
+        embed_dims: Channels C.
+        num_heads: Attention heads.
+        window_size: Window side s.
+        expand_size: Expand-ring width.
+        focal_level: 1 or 2.
+        focal_window: Pooled neighbourhood side.
+        pool_method: Sub-window pooling for level 2: ``'fc'`` (official), ``'mean'``, ``'max'``, ``'conv'``.
+        mlp_ratio: MLP hidden width / C.
+        qkv_bias: Bias in the qkv projection.
+        qk_scale: Override of the attention scale.
+        drop_rate: Dropout after projections.
+        attn_drop_rate: Attention dropout.
+        drop_path_rate: Stochastic depth of this block.
+        norm_cfg: Norm config for the token norms.
+        attn_impl: ``'fast'`` or ``'reference'``.
+        init_cfg: mmengine init config.
+    """
+
+    def __init__(self,
+                 embed_dims: int,
+                 num_heads: int,
+                 window_size: int = 7,
+                 expand_size: int = 3,
+                 focal_level: int = 2,
+                 focal_window: int = 7,
+                 pool_method: str = 'fc',
+                 mlp_ratio: float = 4.,
+                 qkv_bias: bool = True,
+                 qk_scale: Optional[float] = None,
+                 drop_rate: float = 0.,
+                 attn_drop_rate: float = 0.,
+                 drop_path_rate: float = 0.,
+                 norm_cfg: dict = dict(type='LN'),
+                 attn_impl: str = 'fast',
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.window_size = window_size
+        self.focal_level = focal_level
+        self.pool_method = pool_method
+        # Registered before norm1, as in the official block (only the key order depends on it).
+        self.pool_layers = nn.ModuleList()
+        if focal_level > 1:
+            if pool_method == 'fc':
+                self.pool_layers.append(nn.Linear(window_size * window_size, 1))
+            elif pool_method == 'conv':
+                self.pool_layers.append(
+                    nn.Conv2d(embed_dims, embed_dims, window_size, stride=window_size, groups=embed_dims))
+        self.norm1 = build_norm_layer(norm_cfg, embed_dims)[1]
+        self.attn = FocalAttention(
+            embed_dims=embed_dims, num_heads=num_heads, window_size=window_size, expand_size=expand_size,
+            focal_level=focal_level, focal_window=focal_window, qkv_bias=qkv_bias, qk_scale=qk_scale,
+            attn_drop=attn_drop_rate, proj_drop=drop_rate, attn_impl=attn_impl)
+        self.drop_path = DropPath(drop_path_rate) if drop_path_rate > 0. else nn.Identity()
+        self.norm2 = build_norm_layer(norm_cfg, embed_dims)[1]
+        self.mlp = FocalMlp(embed_dims=embed_dims, hidden_dims=int(embed_dims * mlp_ratio), drop=drop_rate)
+
+    def pool(self, x: torch.Tensor) -> torch.Tensor:
+        """Pool each s×s sub-window of a padded (B, Hp, Wp, C) map to one token: (B, Hp/s, Wp/s, C)."""
+        b, hp, wp, c = x.shape
+        s = self.window_size
+        if self.pool_method == 'conv':
+            return self.pool_layers[0](x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        windows = x.view(b, hp // s, s, wp // s, s, c)
+        if self.pool_method == 'mean':
+            return windows.mean(dim=(2, 4))
+        if self.pool_method == 'max':
+            return windows.amax(dim=(2, 4))
+        fc = self.pool_layers[0]  # Linear(s*s -> 1) over row-major tokens, shared by channels
+        return torch.einsum('bhiwjc,ij->bhwc', windows, fc.weight.view(s, s).to(x.dtype)) + fc.bias.to(x.dtype)
+
+    def forward(self, x: torch.Tensor, hw_shape: Tuple[int, int]) -> torch.Tensor:
+        """Apply the block to (B, H*W, C) tokens of an H×W map."""
+        h, w = hw_shape
+        b, n, c = x.shape
+        s = self.window_size
+        shortcut = x
+        x = self.norm1(x).view(b, h, w, c)
+        pad_b, pad_r = (s - h % s) % s, (s - w % s) % s
+        if pad_b or pad_r:
+            x = F.pad(x, (0, 0, 0, pad_r, 0, pad_b))  # zeros after the norm, unmasked (official)
+        pooled = self.pool(x) if self.focal_level > 1 else None
+        x = self.attn(x, pooled)
+        if pad_b or pad_r:
+            x = x[:, :h, :w, :]
+        x = shortcut + self.drop_path(x.reshape(b, n, c))
+        return x + self.drop_path(self.mlp(self.norm2(x)))
+
+
+class FocalPatchEmbed(BaseModule):
+    """Convolutional patch embedding + LayerNorm: the stem and the between-stage downsampling.
+
+    Args:
+        in_channels: Input channels.
+        embed_dims: Output channels.
+        is_stem: Stem (stride 4) or downsampling (stride 2).
+        use_conv_embed: Overlapping convolution (k7 s4 p2 stem, k3 s2 p1 downsample) instead of
+            non-overlapping patches (k4 s4, k2 s2).
+        norm_cfg: Norm config.
+    """
+
+    def __init__(self, in_channels: int, embed_dims: int, is_stem: bool, use_conv_embed: bool = False,
+                 norm_cfg: dict = dict(type='LN')) -> None:
+        super().__init__()
+        self.patch_size = 4 if is_stem else 2
+        self.pad_input = is_stem and not use_conv_embed
+        if use_conv_embed:
+            kernel, stride, padding = (7, 4, 2) if is_stem else (3, 2, 1)
+        else:
+            kernel, stride, padding = self.patch_size, self.patch_size, 0
+        self.proj = nn.Conv2d(in_channels, embed_dims, kernel, stride=stride, padding=padding)
+        self.norm = build_norm_layer(norm_cfg, embed_dims)[1]
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int]]:
+        """(B, C, H, W) -> ((B, H'*W', C'), (H', W'))."""
+        if self.pad_input:
+            p = self.patch_size
+            pad_b, pad_r = (p - x.shape[2] % p) % p, (p - x.shape[3] % p) % p
+            if pad_b or pad_r:
+                x = F.pad(x, (0, pad_r, 0, pad_b))
+        x = self.proj(x)
+        hw = (x.shape[2], x.shape[3])
+        return self.norm(x.flatten(2).transpose(1, 2)), hw
+
+
+class FocalStage(BaseModule):
+    """A sequence of Focal blocks followed by an optional downsampling patch embedding.
+
+    Args:
+        embed_dims: Channels of the stage.
+        depth: Number of blocks.
+        num_heads: Attention heads.
+        drop_path_rates: Per-block stochastic depth rates.
+        downsample: Append a stride-2 patch embedding that doubles the channels.
+        use_conv_embed: Overlapping downsampling convolution.
+        with_cp: Gradient checkpointing per block.
+        block_cfg: Remaining :class:`FocalBlock` arguments.
+    """
+
+    def __init__(self, embed_dims: int, depth: int, num_heads: int, drop_path_rates: Sequence[float],
+                 downsample: bool, use_conv_embed: bool = False, with_cp: bool = False,
+                 norm_cfg: dict = dict(type='LN'), **block_cfg) -> None:
+        super().__init__()
+        self.with_cp = with_cp
+        self.blocks = nn.ModuleList([
+            FocalBlock(embed_dims=embed_dims, num_heads=num_heads, drop_path_rate=drop_path_rates[i],
+                       norm_cfg=norm_cfg, **block_cfg)
+            for i in range(depth)
+        ])
+        self.downsample = FocalPatchEmbed(
+            in_channels=embed_dims, embed_dims=2 * embed_dims, is_stem=False, use_conv_embed=use_conv_embed,
+            norm_cfg=norm_cfg) if downsample else None
+
+    def forward(self, x: torch.Tensor, hw_shape: Tuple[int, int], downsample: bool = True
+                ) -> Tuple[torch.Tensor, Tuple[int, int], torch.Tensor, Tuple[int, int]]:
+        """Run the blocks; return (stage output, its size, downsampled tokens, their size).
+
+        With ``downsample=False`` (no later stage is needed) the downsampling is skipped and the stage
+        output is returned in its place.
+        """
+        for block in self.blocks:
+            if self.with_cp and torch.is_grad_enabled():
+                x = cp.checkpoint(block, x, hw_shape, use_reentrant=False)
+            else:
+                x = block(x, hw_shape)
+        if self.downsample is None or not downsample:
+            return x, hw_shape, x, hw_shape
+        b, _, c = x.shape
+        x_down, hw_down = self.downsample(x.transpose(1, 2).reshape(b, c, *hw_shape))
+        return x, hw_shape, x_down, hw_down

@@ -1,0 +1,318 @@
+"""The fused focal attention: one gather of every key of a window, a fused kernel, a hand-written backward.
+
+What the model relies on (:class:`mmfocal.models.layers.FocalAttention` calls these):
+
+* :func:`pack_qkv` lays the qkv projections out as queries by window and key/value *sources*
+  (one row per token), the border mask riding along as an extra channel;
+* :func:`fused_attention` (inference) gathers each piece of windows and runs
+  ``scaled_dot_product_attention`` or PyTorch's CPU flash op on it;
+* :class:`FocalAttentionCore` (training) is the same from the qkv projections to the output, saving the
+  sources rather than the gathered keys and gathering again in backward.
+
+CPU loops run in pieces of window rows (:class:`~mmfocal.ops.settings.AttentionSettings`) with
+per-thread reusable buffers (:data:`scratch`).
+"""
+
+import threading
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+
+from .settings import flash_cpu_op, get_attention_settings
+
+__all__ = ['AttentionGeometry', 'FocalAttentionCore', 'ScratchBuffers', 'accumulate_dtype', 'fused_attention',
+           'pack_qkv', 'scratch']
+
+
+class ScratchBuffers(threading.local):
+    """Per-thread reusable CPU buffers for the transient tensors of the attention loops.
+
+    Buffers of tens of MiB come from fresh ``mmap`` pages on every allocation with glibc's malloc, and
+    the page faults cost as much as the copy itself. Other devices have caching allocators and get a
+    fresh tensor. A backbone forward brackets its attentions with :meth:`begin_forward` and
+    :meth:`end_forward`; a training forward keeps the buffers for its backward pass
+    (:meth:`keep_until_backward`), which gathers keys again and needs buffers of the same sizes.
+    """
+
+    def __init__(self) -> None:
+        self.buffers: Dict[tuple, torch.Tensor] = {}
+        self.release_hooked = False
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes this thread holds."""
+        return sum(b.numel() * b.element_size() for b in self.buffers.values())
+
+    def get(self, name: str, shape: Sequence[int], like: torch.Tensor) -> torch.Tensor:
+        """A buffer of ``shape`` for a transient tensor (never one autograd saves).
+
+        Args:
+            name: Which transient (buffers of one name are reused, growing when needed).
+            shape: Shape wanted.
+            like: Tensor whose dtype and device the buffer takes.
+
+        Returns:
+            A view of the reused buffer (CPU) or a fresh tensor (other devices).
+        """
+        if like.device.type != 'cpu':
+            return like.new_empty(shape)
+        numel = 1
+        for n in shape:
+            numel *= n
+        buf = self.buffers.get((name, like.dtype))
+        if buf is None or buf.numel() < numel:
+            buf = self.buffers[(name, like.dtype)] = like.new_empty(numel)
+        return buf[:numel].view(*shape)
+
+    def release(self) -> None:
+        """Free this thread's buffers."""
+        self.buffers = {}
+
+    def begin_forward(self) -> None:
+        """Start of a backbone forward: no attention has asked to keep the buffers yet."""
+        self.release_hooked = False
+
+    def keep_until_backward(self, tensor: torch.Tensor) -> None:
+        """Keep the buffers of this forward for its backward pass, then free them.
+
+        Called by every autograd attention with one of its inputs that needs a gradient; the first of a
+        backbone forward hooks it: its gradient is complete only after every later attention's backward
+        has run.
+        """
+        if not self.release_hooked:
+            tensor.register_hook(lambda grad: self.release())
+            self.release_hooked = True
+
+    def end_forward(self) -> None:
+        """End of a backbone forward: free the buffers unless a backward pass will use them."""
+        if not self.release_hooked:
+            self.release()
+
+
+scratch = ScratchBuffers()
+
+
+def _window_chunks(q: torch.Tensor, n_keys: int, grid: Tuple[int, int]) -> List[Tuple[int, slice]]:
+    """The pieces of the attention loops: (image, slice of window rows) pairs.
+
+    On CPU a piece holds whole rows of windows, as many as fit in ``AttentionSettings.piece_bytes`` (at
+    least one); on other devices (caching allocators, and fewer kernel launches are better) one piece per image.
+    """
+    b, h, nw, s2, dk = q.shape
+    nwh, nww = grid
+    rows = nwh
+    if q.device.type == 'cpu':
+        row_bytes = nww * h * n_keys * (4 * dk + 2 * s2) * q.element_size()
+        rows = max(1, min(nwh, get_attention_settings().piece_bytes // row_bytes))
+    return [(i, slice(r, min(nwh, r + rows))) for i in range(b) for r in range(0, nwh, rows)]
+
+
+def _window_slice(rows: slice, nww: int) -> slice:
+    """The flat window indices of a slice of window rows."""
+    return slice(rows.start * nww, rows.stop * nww)
+
+
+def _gather_windows(src: torch.Tensor, index: torch.Tensor, image: int, windows: slice,
+                    n_keys: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Keys and values of some windows of one image for the fused kernels, (nWc, h, N, dk) each.
+
+    Sources are (B, T, 2, h, dk): one row per source token with the keys and values of all heads, so
+    the gather copies long rows (much faster than gathering per head); the fused kernels take the
+    strided (windows, heads, keys, dk) views as they are.
+    """
+    rows = src[image].view(src.shape[1], -1)
+    idx = index.view(-1, n_keys)[windows].reshape(-1)
+    kv = torch.index_select(rows, 0, idx, out=scratch.get('kv', (idx.numel(), rows.shape[1]), src))
+    kv = kv.view(-1, n_keys, *src.shape[2:])  # (nWc, N, 2, h, dk)
+    return kv[:, :, 0].transpose(1, 2), kv[:, :, 1].transpose(1, 2)
+
+
+def _gather_kv(src: torch.Tensor, index: torch.Tensor, n_keys: int) -> torch.Tensor:
+    """Every key of every window as contiguous matrices: (B, T, 2, h, dk) -> (2, B, h, nW, N, dk).
+
+    Gathered by token rows, then laid out head-major: ``index_select`` along an inner dimension
+    first copies its whole source, which costs far more than the gather itself.
+    """
+    b, n_src, two, h, dk = src.shape
+    rows = src.view(b, n_src, -1).index_select(1, index)
+    return rows.view(b, -1, n_keys, two, h, dk).permute(3, 0, 4, 1, 2, 5).contiguous()
+
+
+def accumulate_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Softmax / log-sum-exp precision: fp32 for fp16 and bf16, otherwise the tensors' own dtype."""
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
+class AttentionGeometry(NamedTuple):
+    """Shapes and gather tables of one fast attention call (all derived from the padded map size)."""
+
+    grid: Tuple[int, int]  # windows (nWh, nWw)
+    window: int  # window side s
+    heads: int
+    head_dims: int  # d
+    channels: int  # dk, query/key channels per head: d, plus one border-mask channel when the pooled grid is padded
+    pad: int  # zero padding p of the pooled grid
+    n_keys: int  # keys per window N
+    index: torch.Tensor  # (nW * N,) source of every key of every window
+    mask: Optional[torch.Tensor]  # (T,) 0 / -100 per source token, or None
+    scale: float
+
+
+def pack_qkv(qkv: torch.Tensor, kv_pooled: Optional[torch.Tensor],
+             g: AttentionGeometry) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Queries by window and the key/value sources of one attention call.
+
+    Args:
+        qkv: (B, Hp, Wp, 3C) projections of the padded map.
+        kv_pooled: (B, nWh, nWw, 2C) key/value projections of the pooled tokens, or None.
+        g: The call's geometry.
+
+    Returns:
+        q (B, h, nW, s2, dk) head-major, so the kernels see (windows, heads) batches of matrices, and
+        sources (B, T, 2, h, dk): the Hp*Wp tokens then the zero-padded pooled grid, keys and values of
+        all heads in one row per token. The border mask varies per window while the position bias
+        is shared by all windows: it rides along as the extra (last) channel of the sources against a
+        query channel of 1/scale, so q.k * scale adds it exactly.
+    """
+    b, hp, wp, _ = qkv.shape
+    (nwh, nww), s, h, d, dk, p = g.grid, g.window, g.heads, g.head_dims, g.channels, g.pad
+    n_fine = hp * wp
+    qkv = qkv.view(b, nwh, s, nww, s, 3, h, d)
+    q = qkv.new_empty(b, h, nwh, nww, s, s, dk)
+    q[..., :d] = qkv[..., 0, :, :].permute(0, 5, 1, 3, 2, 4, 6)
+    n_src = n_fine + (0 if kv_pooled is None else (nwh + 2 * p) * (nww + 2 * p))
+    src = qkv.new_empty(b, n_src, 2, h, dk)
+    src[:, :n_fine, :, :, :d] = qkv.view(b, n_fine, 3, h, d)[:, :, 1:]
+    if kv_pooled is not None:
+        src[:, n_fine:, :, :, :d] = F.pad(kv_pooled, (0, 0, p, p, p, p)).view(b, -1, 2, h, d)
+    if dk > d:
+        q[..., d] = 1. / g.scale
+        src[..., d] = g.mask.to(src.dtype)[:, None, None]  # v's copy of it only reaches a dropped channel
+    return q.view(b, h, nwh * nww, s * s, dk), src
+
+
+def fused_attention(q: torch.Tensor, src: torch.Tensor, bias: torch.Tensor, g: AttentionGeometry,
+                    lse: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Attention through a fused kernel, piece by piece: no (windows, heads, s2, N) logits are stored.
+
+    Without ``lse``, ``scaled_dot_product_attention`` (on CPU its flash kernel for these strided
+    (windows, heads) views: faster than matmul + softmax); with it, PyTorch's
+    CPU flash op, whose log-sum-exp is written into ``lse`` (B, h, nW, s2) for the backward pass.
+
+    Args:
+        q: (B, h, nW, s2, dk) queries; src: (B, T, 2, h, dk) key/value sources (see :func:`pack_qkv`).
+        bias: (1, h, s2, N) position bias shared by all windows.
+        g: The call's geometry.
+        lse: Output buffer for the log-sum-exp, or None.
+
+    Returns:
+        (B, Hp, Wp, C) attention output.
+    """
+    b, h = q.shape[:2]
+    (nwh, nww), s, d = g.grid, g.window, g.head_dims
+    out = q.new_empty(b, nwh, s, nww, s, h, d)
+    for i, window_rows in _window_chunks(q, g.n_keys, g.grid):
+        w = _window_slice(window_rows, nww)
+        k, v = _gather_windows(src, g.index, i, w, g.n_keys)
+        q_c = q[i, :, w].transpose(0, 1)  # (nWc, h, s2, dk), as are k, v (N keys) and the output
+        if lse is None:
+            o = F.scaled_dot_product_attention(q_c, k, v, attn_mask=bias, scale=g.scale)
+        else:
+            o, m = flash_cpu_op()(q_c, k, v, 0., False, attn_mask=bias, scale=g.scale)
+            lse[i, :, w] = m.transpose(0, 1)
+        out[i, window_rows] = o[..., :d].view(-1, nww, h, s, s, d).permute(0, 3, 1, 4, 2, 5)
+    return out.view(b, nwh * s, nww * s, h * d)
+
+
+class FocalAttentionCore(torch.autograd.Function):
+    """Focal attention from the qkv projections to the (B, Hp, Wp, C) output, with its own backward.
+
+    Autograd through the gather and two matmuls would keep the gathered keys and values of every
+    block until the backward pass (~220 per query where Swin has 49), and autograd through the
+    packing of q and the sources would zero-fill and add gradient buffers of the whole map. Here the
+    queries, the key sources (one entry per token) and the output are saved, plus, on CPU, the
+    log-sum-exp of PyTorch's flash kernel (``flash=True``; the probabilities are recomputed piece by
+    piece in backward) or, elsewhere, the probabilities. Backward gathers the keys again, scatters
+    their gradients with ``index_add_`` and writes the qkv gradient directly. With the flash variant
+    no (windows, heads, s2, N) tensor lives from forward to backward (README, "Speed").
+    """
+
+    @staticmethod
+    def forward(ctx, qkv: torch.Tensor, kv_pooled: Optional[torch.Tensor], bias: torch.Tensor, g: AttentionGeometry,
+                flash: bool) -> torch.Tensor:
+        # Autocast off inside: everything runs in the dtype of qkv (fp16/bf16 under autocast), so the
+        # backward pass, which runs without autocast, sees the same dtypes; softmax at least in fp32.
+        with torch.autocast(qkv.device.type, enabled=False):
+            q, src = pack_qkv(qkv, kv_pooled, g)
+            b, h, nw, s2, dk = q.shape
+            (nwh, nww), s, d = g.grid, g.window, g.head_dims
+            if flash:
+                saved = q.new_empty(b, h, nw, s2, dtype=accumulate_dtype(q.dtype))  # log-sum-exp
+                out = fused_attention(q, src, bias[:, :, 0], g, lse=saved)
+            else:
+                kv = _gather_kv(src, g.index, g.n_keys)
+                logits = torch.matmul(q * g.scale, kv[0].transpose(-1, -2)).add_(bias)
+                saved = logits.softmax(dim=-1, dtype=accumulate_dtype(q.dtype)).to(q.dtype)  # probabilities
+                o = torch.matmul(saved, kv[1])[..., :d].view(b, h, nwh, nww, s, s, d)
+                out = o.permute(0, 2, 4, 3, 5, 1, 6).reshape(b, nwh * s, nww * s, h * d)
+        ctx.save_for_backward(q, src, bias, out, saved)
+        ctx.g, ctx.flash, ctx.has_pooled = g, flash, kv_pooled is not None
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor) -> tuple:
+        q, src, bias, out, saved = ctx.saved_tensors
+        g = ctx.g
+        b, h, nw, s2, dk = q.shape
+        (nwh, nww), s, d, n_keys = g.grid, g.window, g.head_dims, g.n_keys
+        n_src, n_fine = src.shape[1], nwh * s * nww * s
+        grad_out = grad_out.contiguous().view(b, nwh, s, nww, s, h, d)
+        # softmax backward: dS = P * (dP - rowsum(dP * P)) and rowsum(dP * P) == rowsum(dO * O).
+        delta = (grad_out * out.view(grad_out.shape)).sum(dim=-1)  # (B, nWh, s, nWw, s, h)
+        grad_qkv = q.new_empty(b, nwh, s, nww, s, 3, h, d)
+        grad_src = src.new_zeros(b, n_src, 2 * h * dk)
+        grad_bias = q.new_zeros(h, s2, n_keys, dtype=accumulate_dtype(q.dtype))
+        for i, window_rows in _window_chunks(q, n_keys, g.grid):
+            w = _window_slice(window_rows, nww)
+            n_rows = window_rows.stop - window_rows.start
+            idx = g.index.view(nw, n_keys)[w].reshape(-1)
+            # by token rows, then head-major so each (head, window) has contiguous key matrices
+            rows = scratch.get('kv_rows', (idx.numel(), 2 * h * dk), q)
+            torch.index_select(src[i].view(n_src, -1), 0, idx, out=rows)
+            kv = scratch.get('kv', (2, h, w.stop - w.start, n_keys, dk), q)
+            kv.copy_(rows.view(-1, n_keys, 2, h, dk).permute(2, 3, 0, 1, 4))
+            q_c = q[i, :, w] * g.scale
+            grad_out_c = scratch.get('grad_out', q_c.shape, q)
+            grad_out_c.view(h, n_rows, nww, s, s, dk)[..., :d] = grad_out[i, window_rows].permute(4, 0, 2, 1, 3, 5)
+            grad_out_c[..., d:] = 0
+            if ctx.flash:
+                attn = scratch.get('attn', q_c.shape[:-1] + (n_keys, ), q)
+                torch.matmul(q_c, kv[0].transpose(-1, -2), out=attn)
+                attn.add_(bias[0]).sub_(saved[i, :, w].unsqueeze(-1)).exp_()
+            else:
+                attn = saved[i, :, w]
+            grad_kv = scratch.get('grad_kv', kv.shape, q)
+            torch.matmul(attn.transpose(-1, -2), grad_out_c, out=grad_kv[1])
+            grad_attn = torch.matmul(grad_out_c, kv[1].transpose(-1, -2), out=scratch.get('grad_attn', attn.shape, q))
+            delta_c = delta[i, window_rows].permute(4, 0, 2, 1, 3).reshape(h, -1, s2, 1)
+            grad_attn.sub_(delta_c).mul_(attn)
+            grad_bias += grad_attn.sum(dim=1)
+            grad_q = torch.matmul(grad_attn, kv[0]).mul_(g.scale)
+            grad_q = grad_q[..., :d].view(h, n_rows, nww, s, s, d)
+            grad_qkv[i, window_rows, :, :, :, 0] = grad_q.permute(1, 3, 2, 4, 0, 5)
+            torch.matmul(grad_attn.transpose(-1, -2), q_c, out=grad_kv[0])
+            # scattered by token rows too: cheaper, permute included, than along the head-major layout
+            grad_rows = scratch.get('grad_rows', (w.stop - w.start, n_keys, 2, h, dk), q)
+            grad_rows.copy_(grad_kv.permute(2, 3, 0, 1, 4))
+            grad_src[i].index_add_(0, idx, grad_rows.view(-1, 2 * h * dk))
+        grad_src = grad_src.view(b, n_src, 2, h, dk)[..., :d]
+        grad_qkv[..., 1:, :, :] = grad_src[:, :n_fine].view(b, nwh, s, nww, s, 2, h, d)
+        grad_pooled = None
+        if ctx.has_pooled:
+            p = g.pad
+            pooled = grad_src[:, n_fine:].view(b, nwh + 2 * p, nww + 2 * p, 2, h, d)
+            # the zero padding has no gradient to pass on
+            grad_pooled = pooled[:, p:p + nwh, p:p + nww].reshape(b, nwh, nww, 2 * h * d)
+        grad_bias = grad_bias.to(bias.dtype).view(1, h, 1, s2, n_keys)
+        return grad_qkv.view(b, nwh * s, nww * s, 3 * h * d), grad_pooled, grad_bias, None, None

@@ -1,0 +1,109 @@
+"""The repository's OpenMMLab model index (``model-index.yml`` + ``configs/*/metafile.yml``): the one place
+the paper's numbers live, read by the README table, ``tools/analysis/model_table.py`` and the tests."""
+
+import os.path as osp
+import re
+from typing import Dict, List, Optional, Tuple
+
+import yaml
+
+__all__ = ['ModelEntry', 'load_model_index', 'model_key', 'paper_complexity', 'readme_table', 'REPO_ROOT']
+
+# model-index.yml sits at the root of the repository checkout (it is not part of an installed wheel).
+REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+class ModelEntry(dict):
+    """One ``Models`` entry of a metafile, with accessors for what mmfocal uses."""
+
+    @property
+    def config(self) -> str:
+        """Config path relative to the repository root."""
+        return self['Config']
+
+    @property
+    def params_m(self) -> Optional[float]:
+        """The paper's parameter count in millions, or None."""
+        value = self['Metadata'].get('Parameters')
+        return None if value is None else value / 1e6
+
+    @property
+    def flops_g(self) -> Optional[float]:
+        """The paper's FLOPs (multiply-accumulates) in G, or None."""
+        value = self['Metadata'].get('FLOPs')
+        return None if value is None else value / 1e9
+
+    @property
+    def metrics(self) -> Dict[str, float]:
+        """The paper's results for this config (empty where it reports none)."""
+        return {k: v for r in self.get('Results', []) for k, v in r['Metrics'].items()}
+
+    @property
+    def pretrained(self) -> Optional[Dict[str, str]]:
+        """``{'Name', 'Dataset', 'URL'}`` of the ImageNet checkpoint the config starts from, or None."""
+        return self['Metadata'].get('Pretrained')
+
+
+def model_key(config: str) -> str:
+    """``configs/mask_rcnn/focal_tiny_3x.py`` -> ``mask_rcnn/focal_tiny``: configs that build the same model
+    (schedules differ) share a key."""
+    parts = config.replace('\\', '/').split('/')
+    return f"{parts[-2]}/{re.sub(r'_[0-9]+x$', '', parts[-1][:-3])}"
+
+
+def load_model_index(root: str = REPO_ROOT) -> List[ModelEntry]:
+    """Every model of ``model-index.yml``, in its order.
+
+    Args:
+        root: Repository root holding ``model-index.yml``.
+
+    Returns:
+        The entries.
+    """
+    index = osp.join(root, 'model-index.yml')
+    if not osp.isfile(index):
+        raise FileNotFoundError(f'{index} not found: the model index is part of the repository checkout '
+                                '(git clone), not of an installed package.')
+    with open(index) as f:
+        imports = yaml.safe_load(f)['Import']
+    entries = []
+    for metafile in imports:
+        with open(osp.join(root, metafile)) as f:
+            entries += [ModelEntry(m) for m in yaml.safe_load(f)['Models']]
+    return entries
+
+
+def paper_complexity(config: str, root: str = REPO_ROOT) -> Tuple[Optional[float], Optional[float]]:
+    """(params in M, FLOPs in G) the paper gives for a config's model, (None, None) where it gives none.
+
+    Args:
+        config: Config path, absolute or relative to the repository root.
+        root: Repository root.
+    """
+    rel = osp.relpath(osp.abspath(osp.join(root, config)), root)
+    for entry in load_model_index(root):
+        if entry.config == rel:
+            return entry.params_m, entry.flops_g
+    return None, None
+
+
+def readme_table(entries: List[ModelEntry]) -> str:
+    """The README's model-zoo table (Markdown), generated from the index.
+
+    Args:
+        entries: From :func:`load_model_index`.
+
+    Returns:
+        The table, one line per config.
+    """
+    lines = ['| config | backbone | schedule | starts from | params (M) | FLOPs (G) | paper result |',
+             '|---|---|---|---|---:|---:|---|']
+    for e in entries:
+        meta = e['Metadata']
+        schedule = f"{meta['Epochs']} epochs" if 'Epochs' in meta else f"{meta['Iterations'] // 1000}k iters"
+        start = f"[`{e.pretrained['Name']}`]({e.pretrained['URL']})" if e.pretrained else 'ImageNet R-50 (mmdet)'
+        params = f'{e.params_m:.1f}' if e.params_m else '–'
+        flops = f'{e.flops_g:.0f}' if e.flops_g else '–'
+        result = ', '.join(f'{k} {v}' for k, v in e.metrics.items()) or 'none reported'
+        lines.append(f"| `{e.config}` | {meta['Backbone']} | {schedule} | {start} | {params} | {flops} | {result} |")
+    return '\n'.join(lines)
