@@ -11,7 +11,13 @@ from ...ops import AttentionGeometry, FocalAttentionCore, flash_cpu_op, fused_at
 from .focal_geometry import (MASK_VALUE, expand_ring_offsets, expand_ring_valid_index, relative_position_index,
                              ring_duplicates, window_key_index, window_partition, window_reverse)
 
-__all__ = ['FocalAttention']
+__all__ = ['FocalAttention', 'exporting']
+
+
+def exporting() -> bool:
+    """Whether the model is being exported or traced (ONNX, TorchScript tracing, ``torch.export``)."""
+    is_exporting = getattr(getattr(torch, 'compiler', None), 'is_exporting', None)  # newer torch only
+    return bool(torch.onnx.is_in_onnx_export() or torch.jit.is_tracing() or (is_exporting and is_exporting()))
 
 
 class FocalAttention(BaseModule):
@@ -136,9 +142,11 @@ class FocalAttention(BaseModule):
         Returns:
             (B, Hp, Wp, C).
         """
-        if self.attn_impl == 'reference' or (self.training and self.attn_drop.p > 0):
+        if self.attn_impl == 'reference' or (self.training and self.attn_drop.p > 0) or exporting():
             # Attention dropout (no released model uses it) drops every key's probability on its own,
-            # repeated ring keys included: the official formulation, which keeps them apart.
+            # repeated ring keys included: the official formulation, which keeps them apart. Exporters
+            # (ONNX, tracing) cannot follow the fast path's custom autograd function and reused buffers;
+            # the reference formulation computes the same with standard operators.
             return self._forward_reference(x, pooled)
         return self._forward_fast(x, pooled)
 
