@@ -6,7 +6,7 @@ VENV ?= $(if $(filter torch2.14,$(STACK)),.venv,.venv-$(STACK))
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-fast demo clean-demo
+.PHONY: setup test test-fast test-tools-e2e demo clean-demo
 
 setup:
 	MMFOCAL_STACK=$(STACK) VENV=$(VENV) bash tools/setup_env.sh
@@ -16,6 +16,10 @@ test: setup
 
 test-fast: setup
 	$(PY) -m pytest tests -m "not slow" $(PYTEST_ARGS)
+
+# the tools' end-to-end runs (train, test, infer, resume, DDP, stock mm tools): the slow tests of tests/test_tools.py
+test-tools-e2e: setup
+	$(PY) -m pytest tests/test_tools.py -m slow $(PYTEST_ARGS)
 
 demo: setup
 	$(PY) tools/demo.py
