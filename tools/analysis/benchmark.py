@@ -135,7 +135,10 @@ def peak_memory_step(name: str, batch: int, h: int, w: int, official: str, threa
         out = out if isinstance(out, (tuple, list)) else [out]
         sum(o.mean() for o in out).backward()
     rss = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
-    events = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events()
+    def start(e) -> int:  # torch 2.1's events have start_us() only
+        return e.start_ns() if hasattr(e, 'start_ns') else 1000 * e.start_us()
+
+    events = sorted((start(e), e.nbytes()) for e in prof.profiler.kineto_results.events()
                     if e.name() == '[memory]' and e.device_type() == torch.autograd.DeviceType.CPU)
     live = peak = 0
     for _, nbytes in events:
