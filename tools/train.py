@@ -54,7 +54,7 @@ def build_config(args: argparse.Namespace):
     if cfg.get('load_from') and '://' not in cfg.load_from and not osp.isfile(cfg.load_from):
         raise UserError(f'load_from checkpoint not found: {cfg.load_from}')
     check_dataset_paths(cfg, scope, ['train_dataloader', 'val_dataloader'])
-    if cfg.resume and check_resume_matches(cfg, scope):
+    if cfg.resume and check_resume_matches(cfg):
         # the weights come from the checkpoint: the ImageNet file is neither read nor needed
         if cfg.model.get('backbone') is not None:
             cfg.model.backbone.init_cfg = None

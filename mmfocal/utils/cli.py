@@ -87,7 +87,7 @@ def check_pretrained_files(cfg: Config) -> None:
                         'model.backbone.init_cfg=None to train from scratch.')
 
 
-def check_resume_matches(cfg: Config, scope: str) -> Optional[str]:
+def check_resume_matches(cfg: Config) -> Optional[str]:
     """Raise :class:`UserError` when the checkpoint a resume would continue from holds another model.
 
     mmengine resumes non-strictly: a RetinaNet checkpoint would silently half-load into a Mask R-CNN
@@ -96,7 +96,6 @@ def check_resume_matches(cfg: Config, scope: str) -> Optional[str]:
 
     Args:
         cfg: A prepared config with ``resume`` set.
-        scope: ``'mmdet'`` or ``'mmseg'``.
 
     Returns:
         The checkpoint the run will resume from, or None when there is none (a fresh start).
