@@ -15,6 +15,7 @@ that names any other callable is refused before anything runs.
 """
 
 import _compat_pickle
+import functools
 import os
 import pickle
 import types
@@ -86,6 +87,7 @@ def register_safe_globals() -> None:
     _REGISTERED = True
 
 
+@functools.lru_cache(maxsize=None)
 def _restricted_pickle_module() -> types.ModuleType:
     """A ``pickle``-like module whose unpickler resolves only allow-listed globals (torch without
     ``add_safe_globals``)."""

@@ -73,18 +73,13 @@ def check_pretrained_files(cfg: Config) -> None:
     Args:
         cfg: A prepared config.
     """
-    from ..models.utils.focal_checkpoint import official_checkpoint_url
-    backbone = cfg.model.get('backbone') or {}
-    init_cfgs = backbone.get('init_cfg') or []
-    for init in init_cfgs if isinstance(init_cfgs, list) else [init_cfgs]:
-        path = init.get('checkpoint') if init.get('type') == 'Pretrained' else None
-        if not path or '://' in path or osp.isfile(osp.expanduser(path)):
-            continue
-        url = official_checkpoint_url(path)
-        where = f'download it from {url}' if url else 'download the official ImageNet checkpoint (README, ' \
-            '"Pretrained weights")'
-        raise UserError(f'backbone init_cfg checkpoint not found: {path!r}: {where} into that path, or set '
-                        'model.backbone.init_cfg=None to train from scratch.')
+    from ..models.utils.focal_checkpoint import check_checkpoint_exists, pretrained_checkpoint
+    path = pretrained_checkpoint((cfg.model.get('backbone') or {}).get('init_cfg'))
+    if path is not None:
+        try:
+            check_checkpoint_exists(path, 'backbone init_cfg checkpoint')
+        except FileNotFoundError as exc:
+            raise UserError(str(exc)) from None
 
 
 def check_resume_matches(cfg: Config) -> Optional[str]:

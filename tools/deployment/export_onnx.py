@@ -13,6 +13,7 @@ With onnxruntime installed the tool runs the file and prints the largest differe
 
 import argparse
 import inspect
+import math
 import os.path as osp
 import sys
 
@@ -31,21 +32,19 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-class _Whole:
-    """The model's ``forward(x, mode='tensor')`` as a plain module call."""
+def _tensor_mode(model):
+    """The model's ``forward(x, mode='tensor')`` as a module whose ``forward`` takes the image only."""
+    import torch
 
-    def __new__(cls, model):
-        import torch
+    class TensorMode(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
 
-        class Wrapped(torch.nn.Module):
-            def __init__(self) -> None:
-                super().__init__()
-                self.model = model
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.model(x, mode='tensor')
 
-            def forward(self, x: torch.Tensor) -> torch.Tensor:
-                return self.model(x, mode='tensor')
-
-        return Wrapped()
+    return TensorMode().eval()
 
 
 def export(model, shape: tuple, out: str, opset: int, output_names: list) -> None:
@@ -71,14 +70,6 @@ def verify(model, out: str, shape: tuple) -> float:
     session = onnxruntime.InferenceSession(out, providers=['CPUExecutionProvider'])
     got = session.run(None, {'image': x.numpy()})
     return max(float(np.abs(g - r.numpy()).max()) for g, r in zip(got, ref))
-
-
-def _lcm(values) -> int:
-    import math
-    out = 1
-    for v in values:
-        out = out * v // math.gcd(out, v)
-    return out
 
 
 def main() -> None:
@@ -107,7 +98,7 @@ def main() -> None:
     if args.checkpoint:
         from mmengine.runner import load_checkpoint
         load_checkpoint(model, args.checkpoint, map_location='cpu')
-    target = _Whole(model).eval() if args.whole else model.backbone
+    target = _tensor_mode(model) if args.whole else model.backbone
     n_out = 1 if args.whole else len(getattr(model.backbone, 'out_indices', (0, 1, 2, 3)))
     names = ['seg_logits'] if args.whole else [f'feat{i}' for i in range(n_out)]
     out = args.out or osp.join('work_dirs', 'onnx', osp.splitext(osp.basename(args.config))[0] + '.onnx')
@@ -117,10 +108,11 @@ def main() -> None:
     except Exception as exc:  # noqa: BLE001 - one known limit gets its fix, anything else is re-raised
         if 'adaptive_avg_pool2d' not in str(exc):
             raise
-        scales = cfg.model.get('decode_head', {}).get('pool_scales', (1, 2, 3, 6))
-        sys.exit(f'error: the decode head\'s pyramid pooling (scales {tuple(scales)}) exports to ONNX only when the '
+        scales = tuple(cfg.model.get('decode_head', {}).get('pool_scales', (1, 2, 3, 6)))
+        step = 32 * math.lcm(*scales)
+        sys.exit(f'error: the decode head\'s pyramid pooling (scales {scales}) exports to ONNX only when the '
                  f'stage-4 map (H/32 x W/32) is divisible by every scale: choose --shape as multiples of '
-                 f'{32 * _lcm(scales)} (e.g. {32 * _lcm(scales) * 2} {32 * _lcm(scales) * 2})')
+                 f'{step} (e.g. {2 * step} {2 * step})')
     print(f'exported {"the whole model" if args.whole else "the backbone"} at 1x3x{args.shape[0]}x{args.shape[1]} '
           f'(opset {args.opset}) to {out}')
     try:

@@ -42,8 +42,9 @@ from mmengine.model.weight_init import trunc_normal_
 from ...ops import scratch
 from ...utils.torch_compat import register_load_state_dict_pre_hook
 from ..layers import FocalAttention, FocalBlock, FocalPatchEmbed, FocalStage
-from ..utils.focal_checkpoint import (CheckpointMismatchError, adapt_state_dict, load_checkpoint_file,
-                                      official_checkpoint_url, official_to_mmfocal, summarize_keys)
+from ..utils.focal_checkpoint import (CheckpointMismatchError, adapt_state_dict, check_checkpoint_exists,
+                                      load_checkpoint_file, official_to_mmfocal, pretrained_checkpoint,
+                                      summarize_keys)
 
 __all__ = ['FocalTransformer']
 
@@ -227,35 +228,20 @@ class FocalTransformer(BaseModule):
         if not 0 <= drop_path_rate < 1:
             raise ValueError(f'drop_path_rate={drop_path_rate}: must be in [0, 1).')
 
-    def _pretrained_path(self) -> Optional[str]:
-        cfgs = self.init_cfg if isinstance(self.init_cfg, list) else [self.init_cfg]
-        for cfg in cfgs:
-            if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
-                if not cfg.get('checkpoint'):
-                    raise ValueError("init_cfg type 'Pretrained' needs checkpoint=PATH.")
-                return str(cfg['checkpoint'])
-        return None
-
     def check_pretrained(self) -> None:
         """Fail early on a missing ``init_cfg`` checkpoint or one of another width (cheap, memory-mapped).
 
         Building the model never reads weights (testing, FLOP counting and export need none);
-        :meth:`init_weights` calls this first, and ``tools/train.py`` before the data loaders start.
+        :meth:`init_weights` calls this first (``tools/train.py`` checks the file before loading data).
 
         Raises:
             FileNotFoundError: The checkpoint file does not exist (the message names its official URL).
             CheckpointMismatchError: The checkpoint is for another width or stem.
         """
-        path = self._pretrained_path()
+        path = pretrained_checkpoint(self.init_cfg)
         if path is None or '://' in path:
             return
-        if not os.path.isfile(os.path.expanduser(path)):
-            url = official_checkpoint_url(path)
-            where = f'download it from {url}' if url else 'download the official ImageNet checkpoint (README, ' \
-                '"Pretrained weights")'
-            raise FileNotFoundError(
-                f'FocalTransformer init_cfg checkpoint not found: {path!r}: {where} into that path, or set '
-                'init_cfg=None to train from scratch.')
+        check_checkpoint_exists(path)
         state, _ = official_to_mmfocal(load_checkpoint_file(os.path.expanduser(path), mmap=True))
         own = self.patch_embed.proj.weight
         theirs = state.get('patch_embed.proj.weight')
@@ -292,7 +278,7 @@ class FocalTransformer(BaseModule):
         """Official initialisation, then the ``Pretrained`` checkpoint of ``init_cfg`` if any."""
         self.check_pretrained()
         self._official_init()
-        path = self._pretrained_path()
+        path = pretrained_checkpoint(self.init_cfg)
         if path is not None:
             self.load_pretrained(path)
         self._is_init = True

@@ -22,7 +22,7 @@ from ...utils.checkpoint_compat import safe_torch_load
 __all__ = [
     'extract_backbone_state_dict', 'drop_derived_keys', 'resize_bias_table', 'adapt_state_dict',
     'load_checkpoint_file', 'summarize_keys', 'CheckpointMismatchError', 'official_checkpoint_url',
-    'OFFICIAL_CHECKPOINTS'
+    'OFFICIAL_CHECKPOINTS', 'pretrained_checkpoint', 'check_checkpoint_exists'
 ]
 
 # Buffers that the official model stores but that depend only on the configuration: we rebuild them.
@@ -58,6 +58,32 @@ def official_checkpoint_url(path: str) -> Optional[str]:
     return OFFICIAL_CHECKPOINT_BASE + name if name in OFFICIAL_CHECKPOINTS else None
 
 
+def pretrained_checkpoint(init_cfg: Any) -> Optional[str]:
+    """The checkpoint of the ``Pretrained`` entry of an ``init_cfg`` (a dict, a list of them or None), else None."""
+    for cfg in init_cfg if isinstance(init_cfg, (list, tuple)) else [init_cfg]:
+        if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
+            if not cfg.get('checkpoint'):
+                raise ValueError("init_cfg type 'Pretrained' needs checkpoint=PATH.")
+            return str(cfg['checkpoint'])
+    return None
+
+
+def check_checkpoint_exists(path: str, what: str = 'FocalTransformer init_cfg checkpoint') -> None:
+    """Raise ``FileNotFoundError`` for a missing local checkpoint, naming its official URL when it has one.
+
+    Args:
+        path: Local path (URIs are not checked).
+        what: How the message names the file.
+    """
+    if '://' in path or os.path.isfile(os.path.expanduser(path)):
+        return
+    url = official_checkpoint_url(path)
+    where = f'download it from {url}' if url else 'download the official ImageNet checkpoint (README, ' \
+        '"Pretrained weights")'
+    raise FileNotFoundError(f'{what} not found: {path!r}: {where} into that path, or set init_cfg=None to train '
+                            'from scratch.')
+
+
 class CheckpointMismatchError(ValueError):
     """A checkpoint tensor cannot be used by this backbone configuration."""
 
@@ -91,10 +117,7 @@ def load_checkpoint_file(path: str, map_location: str = 'cpu', mmap: bool = Fals
         # Fetched here rather than by mmengine's CheckpointLoader, whose torch.load runs pickled code on
         # torch < 2.6.
         return safe_torch_load(_fetch_remote(path), map_location=map_location)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f'Focal Transformer checkpoint not found: {path!r}. Download the official ImageNet '
-            'checkpoint (see README, "Pretrained weights") or fix the path in init_cfg.')
+    check_checkpoint_exists(path, 'Focal Transformer checkpoint')
     try:
         return safe_torch_load(path, map_location=map_location, mmap=mmap)
     except Exception as exc:  # noqa: BLE001 - re-raised with the fix the user needs
