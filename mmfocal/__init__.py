@@ -2,7 +2,7 @@
 
 Importing the package (directly or through ``custom_imports=dict(imports=['mmfocal'])``)
 registers its models in both the mmdet and the mmseg ``MODELS`` registries (RepPoints V2's
-head, losses and assigner in mmdet's) and lets torch's ``weights_only`` loader read mmengine
+head, BiFPN neck, losses and assigners in mmdet's) and lets torch's ``weights_only`` loader read mmengine
 checkpoints.
 """
 
@@ -22,14 +22,16 @@ register_models([FocalTransformer])
 try:  # RepPoints V2 is built on mmdet; without mmdet only the backbone is available
     from .models.dense_heads import RepPointsV2Head
     from .models.losses import LegacyGIoULoss, SEPFocalLoss
-    from .models.task_modules import CornerHeatmapAssigner
+    from .models.necks import RPDBiFPN
+    from .models.task_modules import ATSSAssignerV2, CornerHeatmapAssigner, PointAssignerV2
 except ImportError as exc:
     MISSING_SCOPES.setdefault('mmdet', str(exc))
     if importlib.util.find_spec('mmdet') is not None:  # mmdet is there, so something it needs is broken
         warnings.warn(f'mmfocal: RepPointsV2Head is unavailable because an import failed ({exc}); it needs mmdet '
                       '3.3 and mmcv 2.1 with ops (see README, Quick start).', stacklevel=2)
 else:
-    register_models([RepPointsV2Head, SEPFocalLoss, LegacyGIoULoss], scopes=('mmdet', ))
-    register_models([CornerHeatmapAssigner], scopes=('mmdet', ), registry='TASK_UTILS')
+    register_models([RepPointsV2Head, RPDBiFPN, SEPFocalLoss, LegacyGIoULoss], scopes=('mmdet', ))
+    register_models([CornerHeatmapAssigner, PointAssignerV2, ATSSAssignerV2], scopes=('mmdet', ),
+                    registry='TASK_UTILS')
 
 __all__ = ['__version__', 'FocalTransformer']

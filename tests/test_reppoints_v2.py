@@ -382,8 +382,9 @@ def test_invalid_arguments_are_reported() -> None:
 
 
 # ------------------------------------------------------------ full detector
-def tiny_detector_cfg() -> Config:
-    cfg = Config.fromfile(osp.join(REPO, 'configs/reppoints_v2/r50_fpn_giou_1x.py'))
+def tiny_detector_cfg(config: str = 'r50_fpn_giou_1x.py') -> Config:
+    """A shipped RepPoints V2 config with a narrow ResNet-18 and narrow neck and head."""
+    cfg = Config.fromfile(osp.join(REPO, 'configs/reppoints_v2', config))
     gn = dict(type='GN', num_groups=8, requires_grad=True)
     cfg.model.backbone = dict(type='ResNet', depth=18, base_channels=8, num_stages=4, out_indices=(1, 2, 3),
                               norm_cfg=dict(type='BN', requires_grad=True), norm_eval=False, style='pytorch')
@@ -431,9 +432,10 @@ def test_r50_and_focal_configs_compute_losses_and_predict() -> None:
 
 
 @pytest.mark.slow
-def test_detector_overfits_a_tiny_set_and_finds_its_boxes() -> None:
+@pytest.mark.parametrize('config', ['r50_fpn_giou_1x.py', 'focal_tiny_1x.py'])  # GIoU-FPN and BiFPN-QFL recipes
+def test_detector_overfits_a_tiny_set_and_finds_its_boxes(config: str) -> None:
     torch.manual_seed(0)
-    model = build_model(tiny_detector_cfg())
+    model = build_model(tiny_detector_cfg(config))
     model.init_weights()
     batch = synthetic_batch(model)
     optim = torch.optim.Adam(model.parameters(), lr=2e-3)
@@ -465,3 +467,259 @@ def test_detector_overfits_a_tiny_set_and_finds_its_boxes() -> None:
             if same.any():
                 found += int(bbox_overlaps(box[None], pred.bboxes[same][:1]).max() >= 0.7)
     assert found == 3, f'{found} of 3 boxes matched (IoU >= 0.7) by the top-scoring box of their class'
+
+
+# ------------------------------------------- the Swin/Focal recipe (BiFPN, QFL, V2 assigners)
+def _published_bifpn_params(in_channels: list, out: int, num_outs: int, repeat: int, gn: bool) -> int:
+    """Layer-by-layer count of Swin-Transformer-Object-Detection's BiFPN (no extra convs): the first layer maps
+    every input (extra levels = the last input pooled) by a 1x1 conv, unless it already has ``out`` channels;
+    each layer has 2 (L - 1) fusion 3x3 convs and fusion weights of 2, 3, ..., 3, 2 inputs."""
+    norm = 2 * out if gn else 0
+    bias = 0 if gn else out
+    fusion = 2 * (num_outs - 1) * (9 * out * out + norm + bias) + 2 * (num_outs - 1) + 3 * (num_outs - 2) + 2
+    first_inputs = in_channels + [in_channels[-1]] * (num_outs - len(in_channels))
+    laterals = sum(c * out + norm + bias for c in first_inputs if c != out)
+    return laterals + repeat * fusion
+
+
+@pytest.mark.parametrize('gn', [True, False])
+def test_bifpn_parameter_count_equals_the_published_module(gn: bool) -> None:
+    from mmfocal.models.necks import RPDBiFPN
+    norm = dict(type='GN', num_groups=32, requires_grad=True) if gn else None
+    neck = RPDBiFPN([192, 384, 768], 256, num_outs=5, num_repeat=2, no_norm_on_lateral=not gn, norm_cfg=norm)
+    count = sum(p.numel() for p in neck.parameters())
+    assert count == _published_bifpn_params([192, 384, 768], 256, 5, 2, gn)
+    if gn:  # the recipe's neck for Focal-T / Swin-T stages 2-4
+        assert count == 10_185_254  # about 10.19 M
+
+
+@pytest.mark.parametrize('size', [(97, 131), (100, 100), (223, 321), (64, 33)])
+def test_bifpn_shapes_at_odd_sizes_and_fusion_weights_learn(size) -> None:
+    from mmfocal.models.necks import RPDBiFPN
+    torch.manual_seed(0)
+    neck = RPDBiFPN([8, 16, 32], 16, num_outs=5, num_repeat=2, no_norm_on_lateral=False,
+                    norm_cfg=dict(type='GN', num_groups=4, requires_grad=True))
+    neck.init_weights()
+    h, w = size
+    # stage maps of a stride-8/16/32 backbone on an h x w input: each level ceil(previous / 2)
+    sizes = [(math.ceil(h / 8), math.ceil(w / 8))]
+    for _ in range(4):
+        sizes.append((math.ceil(sizes[-1][0] / 2), math.ceil(sizes[-1][1] / 2)))
+    feats = [torch.randn(2, c, *s) for c, s in zip([8, 16, 32], sizes)]
+    outs = neck(feats)
+    assert [tuple(o.shape) for o in outs] == [(2, 16, *s) for s in sizes]
+    assert all(torch.isfinite(o).all() for o in outs)
+    sum(o.square().mean() for o in outs).backward()
+    weights = [p for n, p in neck.named_parameters() if n.endswith('weights')]
+    assert len(weights) == 2 * (4 + 4) and all(p.grad is not None and p.grad.abs().sum() > 0 for p in weights)
+    # maps that are not half the size of the finer level (another backbone) are resampled, not refused
+    odd = [torch.randn(1, 8, 13, 17), torch.randn(1, 16, 6, 8), torch.randn(1, 32, 4, 3)]
+    assert [tuple(o.shape[-2:]) for o in neck(odd)] == [(13, 17), (6, 8), (4, 3), (2, 2), (1, 1)]
+
+
+def test_bifpn_rejects_bad_arguments() -> None:
+    from mmfocal.models.necks import RPDBiFPN
+    with pytest.raises(ValueError, match='num_outs=2 is fewer than the 3'):
+        RPDBiFPN([8, 16, 32], 16, num_outs=2)
+    with pytest.raises(ValueError, match='start_level=3'):
+        RPDBiFPN([8, 16, 32], 16, start_level=3)
+    with pytest.raises(ValueError, match='got 2 feature maps'):
+        RPDBiFPN([8, 16, 32], 16)([torch.zeros(1, 8, 4, 4), torch.zeros(1, 16, 2, 2)])
+
+
+def test_quality_focal_loss_matches_hand_computation() -> None:
+    """The recipe's RPDQualityFocalLoss is mmdet's QFL with IoU targets (beta 2, mean over avg_factor)."""
+    from mmdet.models.losses import QualityFocalLoss
+    logits = torch.tensor([[0.5, -1.0], [2.0, 0.0], [-0.3, 1.2]])
+    labels = torch.tensor([1, 2, 0])  # 2 = background
+    iou = torch.tensor([0.8, 0.0, 0.6])
+    p = logits.sigmoid()
+
+    def bce(x, t):
+        return -(t * math.log(torch.sigmoid(torch.tensor(x))) + (1 - t) * math.log(1 - torch.sigmoid(torch.tensor(x))))
+
+    expected = 0.0
+    for i in range(3):
+        for c in range(2):
+            if labels[i] == c:  # positive: BCE against the IoU, scaled by |IoU - p|^2
+                expected += bce(float(logits[i, c]), float(iou[i])) * (iou[i] - p[i, c]).abs() ** 2
+            else:  # negative: BCE against 0, scaled by p^2
+                expected += bce(float(logits[i, c]), 0.0) * p[i, c] ** 2
+    loss = QualityFocalLoss(beta=2.0)(logits, (labels, iou), torch.ones(3), avg_factor=2.0)
+    torch.testing.assert_close(loss, expected / 2.0)
+
+
+def test_recipe_giou_is_the_legacy_one_with_eps_1e_6() -> None:
+    pred = torch.tensor([[0., 0., 2., 2.], [0., 0., 0., 0.]])
+    target = torch.tensor([[1., 1., 3., 3.], [5., 5., 5., 5.]])
+    # +1 convention: first pair as in the legacy test; second pair: two 1x1 boxes 5 apart, no overlap,
+    # union 2 + eps, enclosure 6x6 + eps
+    eps = 1e-6
+    expected = torch.tensor([1 - (4 / (14 + eps) - (16 + eps - 14 - eps) / (16 + eps)),
+                             1 - (0 - (36 + eps - 2 - eps) / (36 + eps))])
+    loss = LegacyGIoULoss(offset=1.0, eps=eps, reduction='none')(pred, target)
+    torch.testing.assert_close(loss, expected, atol=1e-6, rtol=0)
+
+
+def _random_scene(seed: int, num_gts: int, size: int = 256):
+    g = torch.Generator().manual_seed(seed)
+    xy = torch.rand(num_gts, 2, generator=g) * size * 0.7
+    wh = 8 + torch.rand(num_gts, 2, generator=g) * size * 0.5
+    return gt(torch.cat([xy, xy + wh], 1).tolist(), torch.randint(0, 4, (num_gts, ), generator=g).tolist())
+
+
+def test_point_assigner_v2_on_two_boxes_and_equal_to_mmdet_point_assigner() -> None:
+    from mmdet.models.task_modules.assigners import PointAssigner
+    from mmfocal.models.task_modules import PointAssignerV2
+    head = small_head()
+    sizes = [f.shape[-2:] for f in feats_for(256, batch=1)]
+    centers, _ = head.get_points(sizes, metas_for(256, 256, 256, batch=1), 'cpu')
+    points = InstanceData(priors=torch.cat(centers[0]))
+    # a 48x56 box (level int((log2 12 + log2 14) / 2) = 3, stride 8) and a 140x160 box (level 5, stride 32)
+    result = PointAssignerV2(scale=4, pos_num=1).assign(points, TWO_BOXES)
+    pos = (result.gt_inds > 0).nonzero().squeeze(1)
+    assert len(pos) == 2 and result.labels[pos].tolist() == [1, 3]
+    assert points.priors[pos, 2].tolist() == [8.0, 32.0]
+    for idx, box in zip(pos, TWO_BOXES.bboxes):  # the location nearest to the centre in box units
+        level = points.priors[:, 2] == points.priors[idx, 2]
+        d = ((points.priors[:, :2] - (box[:2] + box[2:]) / 2) / (box[2:] - box[:2])).norm(dim=1)
+        assert int(idx) == int(torch.where(level, d, torch.tensor(float('inf'))).argmin())
+    for seed in range(20):
+        scene = _random_scene(seed, num_gts=1 + seed % 6)
+        for pos_num in (1, 3):
+            ours = PointAssignerV2(scale=4, pos_num=pos_num).assign(points, scene)
+            theirs = PointAssigner(scale=4, pos_num=pos_num).assign(points, scene)
+            assert torch.equal(ours.gt_inds, theirs.gt_inds) and torch.equal(ours.labels, theirs.labels)
+    # a level with fewer points than pos_num: mmdet's raises, the recipe's assigns what there is
+    two_points = InstanceData(priors=torch.tensor([[4., 4., 8.], [12., 4., 8.]]))
+    few = PointAssignerV2(scale=4, pos_num=3).assign(two_points, gt([[0., 0., 16., 16.]], [2]))
+    assert few.gt_inds.tolist() == [1, 1]
+    empty = PointAssignerV2().assign(points, gt([], []))
+    assert (empty.gt_inds == 0).all() and (empty.labels == -1).all()
+
+
+def _boxes_around(centers: list, half: float) -> list:
+    return [torch.cat([c[:, :2] - half * c[:, 2:], c[:, :2] + half * c[:, 2:]], 1) for c in centers]
+
+
+def test_atss_assigner_v2_equals_mmdet_atss_when_levels_are_large_enough() -> None:
+    from mmdet.models.task_modules.assigners import ATSSAssigner
+    from mmfocal.models.task_modules import ATSSAssignerV2
+    head = small_head()
+    sizes = [f.shape[-2:] for f in feats_for(512, batch=1)]  # the coarsest level has 4 x 4 = 16 >= 9 locations
+    centers, _ = head.get_points(sizes, metas_for(512, 512, 512, batch=1), 'cpu')
+    boxes = torch.cat(_boxes_around(centers[0], 2.0))
+    counts = [len(c) for c in centers[0]]
+    for seed in range(10):
+        scene = _random_scene(seed, num_gts=1 + seed % 5, size=512)
+        ours = ATSSAssignerV2(topk=9).assign(InstanceData(priors=boxes), counts, scene)
+        theirs = ATSSAssigner(topk=9).assign(InstanceData(priors=boxes), counts, scene)
+        assert torch.equal(ours.gt_inds, theirs.gt_inds) and torch.equal(ours.labels, theirs.labels)
+        torch.testing.assert_close(ours.max_overlaps, theirs.max_overlaps)
+
+
+def test_atss_assigner_v2_tops_up_small_levels_with_repeats() -> None:
+    """On a 128 x 128 input the stride-64/128 levels have 4 and 1 locations: the recipe repeats them up to 9."""
+    from mmdet.models.task_modules.assigners import ATSSAssigner
+    from mmfocal.models.task_modules import ATSSAssignerV2
+    head = small_head()
+    sizes = [f.shape[-2:] for f in feats_for(128, batch=1)]
+    centers, _ = head.get_points(sizes, metas_for(128, 128, 128, batch=1), 'cpu')
+    boxes = InstanceData(priors=torch.cat(_boxes_around(centers[0], 2.0)))
+    counts = [len(c) for c in centers[0]]
+    assert counts == [256, 64, 16, 4, 1]
+    two = gt([[10., 12., 50., 60.], [40., 30., 120., 126.]], [0, 2])
+    assigner = ATSSAssignerV2(topk=9)
+    torch.manual_seed(0)
+    first = assigner.assign(boxes, counts, two)
+    torch.manual_seed(0)
+    again = assigner.assign(boxes, counts, two)
+    assert torch.equal(first.gt_inds, again.gt_inds)  # seeded: the same repeats
+    # reference: the candidates written out, with the same repeats drawn in the same order
+    torch.manual_seed(0)  # 4 locations need 5 repeats (drawn with replacement), 1 location needs 8
+    lvl3 = 336 + torch.cat([torch.arange(4), torch.randint(4, (5, ))])
+    lvl4 = 340 + torch.cat([torch.arange(1), torch.randint(1, (8, ))])
+    overlaps = bbox_overlaps(boxes.priors, two.bboxes)
+    centres = (boxes.priors[:, :2] + boxes.priors[:, 2:]) / 2
+    gt_centres = (two.bboxes[:, :2] + two.bboxes[:, 2:]) / 2
+    expected = torch.zeros(len(boxes.priors), dtype=torch.long)
+    best = torch.full((len(boxes.priors), ), -1.0)
+    for j in range(2):
+        dist = (centres - gt_centres[j]).norm(dim=1)
+        cand = torch.cat([dist[s:s + n].topk(9, largest=False).indices + s
+                          for s, n in ((0, 256), (256, 64), (320, 16))] + [lvl3, lvl4])
+        ious = overlaps[cand, j]
+        thr = ious.mean() + ious.std()
+        inside = ((centres[cand] - two.bboxes[j, :2]).min(1).values > 0.01) & \
+            ((two.bboxes[j, 2:] - centres[cand]).min(1).values > 0.01)
+        for idx in cand[(ious >= thr) & inside]:
+            if overlaps[idx, j] > best[idx]:
+                best[idx], expected[idx] = overlaps[idx, j], j + 1
+    assert torch.equal(first.gt_inds, expected)
+    assert (first.gt_inds > 0).sum() >= 2 and set(first.labels[first.gt_inds > 0].tolist()) == {0, 2}
+    # mmdet's ATSS takes only the 4 + 1 real candidates there, which moves the threshold of the large box
+    plain = ATSSAssigner(topk=9).assign(boxes, counts, two)
+    assert not torch.equal(plain.gt_inds, first.gt_inds)
+
+
+def recipe_head(**kwargs) -> RepPointsV2Head:
+    """A narrow head with the Swin/Focal recipe's losses and assigners."""
+    return small_head(
+        loss_cls=dict(type='QualityFocalLoss', use_sigmoid=True, beta=2.0, loss_weight=1.0),
+        loss_bbox_init=dict(type='LegacyGIoULoss', offset=1.0, eps=1e-6, loss_weight=1.0),
+        loss_bbox_refine=dict(type='LegacyGIoULoss', offset=1.0, eps=1e-6, loss_weight=2.0),
+        train_cfg=dict(
+            init=dict(assigner=dict(type='PointAssignerV2', scale=4, pos_num=1), allowed_border=-1, pos_weight=-1),
+            heatmap=dict(assigner=dict(type='CornerHeatmapAssigner', gaussian_iou=0.7)),
+            refine=dict(assigner=dict(type='ATSSAssignerV2', topk=9), allowed_border=-1, pos_weight=-1)),
+        **kwargs)
+
+
+def test_recipe_head_quality_targets_are_the_iou_of_the_refined_box() -> None:
+    from mmdet.models.losses import QualityFocalLoss
+
+    class RecordingQFL(QualityFocalLoss):
+        def forward(self, pred, target, *args, **kwargs):
+            calls_cls.append(target)
+            return super().forward(pred, target, *args, **kwargs)
+
+    class Recorder(torch.nn.Module):
+        def __init__(self, loss):
+            super().__init__()
+            self.loss = loss
+
+        def forward(self, *args, **kwargs):
+            calls_refine.append(args)
+            return self.loss(*args, **kwargs)
+
+    calls_cls, calls_refine = [], []
+    head = recipe_head()
+    head.loss_cls = RecordingQFL(beta=2.0)
+    head.loss_bbox_refine = Recorder(head.loss_bbox_refine)
+    losses = head.loss_by_feat(*head(feats_for(256)), [TWO_BOXES, TWO_BOXES[:1]], metas_for(256, 256, 256))
+    assert torch.isfinite(total(losses)) and len(calls_cls) == len(calls_refine) == len(STRIDES)
+    num_pos = 0
+    for (labels, quality), (pred, target, weight) in zip(calls_cls, calls_refine):
+        assert not quality.requires_grad  # detached, as in the recipe
+        pos = labels < head.num_classes
+        assert (quality[~pos] == 0).all() and (weight[pos] > 0).all()
+        # boxes reach the GIoU loss in units of 4 * stride; IoU does not depend on the unit
+        torch.testing.assert_close(quality[pos], bbox_overlaps(pred[pos], target[pos], is_aligned=True).detach())
+        num_pos += int(pos.sum())
+    assert num_pos >= 3
+
+
+def test_recipe_losses_finite_with_gradients_everywhere_and_without_boxes() -> None:
+    head = recipe_head()
+    outs = head(feats_for(256))
+    losses = head.loss_by_feat(*outs, [TWO_BOXES, TWO_BOXES[:1]], metas_for(250, 256, 256))
+    for name, value in losses.items():
+        value = sum(value) if isinstance(value, (list, tuple)) else value
+        assert torch.isfinite(value) and value > 0, name
+    total(losses).backward()
+    assert not [n for n, p in head.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    head.zero_grad()
+    outs = head(feats_for(128))
+    losses = head.loss_by_feat(*outs, [gt([], []), gt([], [])], metas_for(128, 128, 128))
+    assert all(torch.isfinite(sum(v) if isinstance(v, list) else v) for v in losses.values())
+    total(losses).backward()

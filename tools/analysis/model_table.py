@@ -44,8 +44,8 @@ def main() -> None:
     for entry in entries:
         rel = entry.config
         key = model_key(rel)
-        if args.filter not in rel or key in seen or not osp.basename(rel).startswith('focal_'):
-            continue  # 1x and 3x build the same model
+        if args.filter not in rel or key in seen or not (entry.params_m or osp.basename(rel).startswith('focal_')):
+            continue  # 1x and 3x build the same model; references without published counts are skipped
         seen.add(key)
         cfg = Config.fromfile(osp.join(REPO, rel))
         shape = tuple(args.seg_shape) if cfg.get('default_scope') == 'mmseg' else None
@@ -60,7 +60,9 @@ def main() -> None:
         else:
             flops_s, f_diff = '-', '-'
         h, w = res['shape']
-        print(f'| {key + " (1x/3x)" if "upernet" not in key else key.split("_160k")[0]:34s} | {params:10.2f} | '
+        schedules = sum(model_key(e.config) == key for e in entries)
+        label = key.split('_160k')[0] if 'upernet' in key else key + (' (1x/3x)' if schedules > 1 else '')
+        print(f'| {label:34s} | {params:10.2f} | '
               f'{paper_params or "-":>5} | {p_diff:>4} | {flops_s:>9} | {paper_flops or "-":>5} | {f_diff:>4} | '
               f'{w}x{h} |', flush=True)
 

@@ -16,8 +16,10 @@ import torch.nn as nn
 from mmcv.cnn import ConvModule
 from mmcv.ops import DeformConv2d
 from mmdet.models.dense_heads import RepPointsHead
+from mmdet.models.losses import QualityFocalLoss
 from mmdet.models.utils import filter_scores_and_topk, multi_apply
 from mmdet.registry import MODELS, TASK_UTILS
+from mmdet.structures.bbox import bbox_overlaps
 from mmdet.utils import ConfigType, InstanceList, OptInstanceList
 from mmengine.config import ConfigDict
 from mmengine.model import normal_init
@@ -284,6 +286,39 @@ class RepPointsV2Head(RepPointsV2TargetsMixin, RepPointsHead):
         loss_sem = self.loss_sem(sem_pred, sem_target, sem_weight, avg_factor=(sem_target > 0).sum())
         return dict(loss_cls=losses_cls, loss_pts_init=losses_init, loss_pts_refine=losses_refine,
                     loss_heatmap=losses_hm, loss_offset=losses_offset, loss_sem=loss_sem)
+
+    def loss_by_feat_single(self, cls_score: Tensor, pts_pred_init: Tensor, pts_pred_refine: Tensor,
+                            labels: Tensor, label_weights: Tensor, bbox_gt_init: Tensor, bbox_weights_init: Tensor,
+                            bbox_gt_refine: Tensor, bbox_weights_refine: Tensor, stride: int,
+                            avg_factor_init: int, avg_factor_refine: int) -> Tuple[Tensor, Tensor, Tensor]:
+        """Classification and point losses of one level.
+
+        As mmdet's ``RepPointsHead``, except that with mmdet's ``QualityFocalLoss`` (the Swin/Focal recipe's
+        ``RPDQualityFocalLoss``) a positive's class target is the IoU of its refined box with its gt (detached;
+        0 for negatives) instead of 1.
+
+        Returns:
+            ``loss_cls``, ``loss_pts_init``, ``loss_pts_refine``.
+        """
+        labels = labels.reshape(-1)
+        cls_score = cls_score.permute(0, 2, 3, 1).reshape(-1, self.cls_out_channels).contiguous()
+        bbox_pred_init = self.points2bbox(pts_pred_init.reshape(-1, 2 * self.num_points), y_first=False)
+        bbox_pred_refine = self.points2bbox(pts_pred_refine.reshape(-1, 2 * self.num_points), y_first=False)
+        bbox_gt_refine = bbox_gt_refine.reshape(-1, 4)
+        target = labels
+        if isinstance(self.loss_cls, QualityFocalLoss):
+            pos = (labels >= 0) & (labels < self.num_classes)
+            quality = bbox_pred_refine.new_zeros(labels.shape)
+            quality[pos] = bbox_overlaps(bbox_pred_refine[pos].detach(), bbox_gt_refine[pos], is_aligned=True)
+            target = (labels, quality)
+        loss_cls = self.loss_cls(cls_score, target, label_weights.reshape(-1), avg_factor=avg_factor_refine)
+        # GIoU on boxes in units of 4 * stride, as RepPoints does
+        norm = self.point_base_scale * stride
+        loss_init = self.loss_bbox_init(bbox_pred_init / norm, bbox_gt_init.reshape(-1, 4) / norm,
+                                        bbox_weights_init.reshape(-1, 4), avg_factor=avg_factor_init)
+        loss_refine = self.loss_bbox_refine(bbox_pred_refine / norm, bbox_gt_refine / norm,
+                                            bbox_weights_refine.reshape(-1, 4), avg_factor=avg_factor_refine)
+        return loss_cls, loss_init, loss_refine
 
     def _loss_corner_single(self, hm_score: Tensor, hm_offset: Tensor, hm_tl: Tensor, hm_br: Tensor,
                             hm_weight: Tensor, offset_tl: Tensor, offset_br: Tensor, offset_weight_tl: Tensor,
