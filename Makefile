@@ -18,8 +18,9 @@ test-fast: setup
 	$(PY) -m pytest tests -m "not slow" $(PYTEST_ARGS)
 
 # the tools' end-to-end runs (train, test, infer, resume, DDP, stock mm tools): the slow tests of tests/test_tools.py
+# except the full `make demo` run (`make test` runs that one)
 test-tools-e2e: setup
-	$(PY) -m pytest tests/test_tools.py -m slow $(PYTEST_ARGS)
+	$(PY) -m pytest tests/test_tools.py -m "slow and not demo" $(PYTEST_ARGS)
 
 demo: setup
 	$(PY) tools/demo.py

@@ -1,7 +1,7 @@
 """The main job end to end on the embedded demo data (``make demo``).
 
 1. generates the demo datasets (``tools/misc/make_demo_data.py``: 160 train / 16 val images of 128x128 with one to
-   three squares, discs and triangles) unless they are there already;
+   three squares, discs and crosses) unless they are there already;
 2. trains **Focal-T Mask R-CNN** (``configs/demo/mask_rcnn_focal_tiny_demo.py``, the flagship config with demo
    data, image size, RoI budgets and schedule) from scratch on the CPU, evaluates it with the real COCO metric
    (pycocotools through mmdet's CocoMetric) via ``tools/test.py`` and draws ground truth | prediction for the
@@ -63,9 +63,15 @@ def last_metrics(work_dir: str) -> Dict[str, float]:
     return records[-1] if records else {}
 
 
+def shown(path: str) -> str:
+    """``path`` relative to the repository when it is inside it (as the commands above name files)."""
+    rel = osp.relpath(path, REPO)
+    return path if rel.startswith('..') else rel
+
+
 def three_digits(value: float) -> str:
     """A metric with 3 significant digits (COCO AP as a fraction, mIoU in percent)."""
-    return f'{value:.3g}' if value is not None else 'missing'
+    return f'{value:#.3g}' if value is not None else 'missing'  # '#' keeps trailing zeros: 98.0, 0.500
 
 
 def data_is_current() -> bool:
@@ -98,7 +104,7 @@ def main() -> None:
         run([py, 'tools/train.py', job['config'], '--work-dir', work])
         train_log = newest_log(osp.join(REPO, work))
         ckpts = sorted(glob.glob(osp.join(REPO, work, '*.pth')), key=osp.getmtime)
-        checkpoint = osp.relpath(ckpts[-1], REPO)
+        checkpoint = shown(ckpts[-1])
         run([py, 'tools/test.py', job['config'], checkpoint, '--work-dir', osp.join(work, 'test')])
         picture = osp.join(work, f'{name}_prediction.png')
         run([py, 'tools/infer.py', job['image'], job['config'], checkpoint, '--out', picture, '--gt', job['gt'],
@@ -111,7 +117,7 @@ def main() -> None:
                                                for key, label in job['metrics']) +
                        f'  ({time.time() - job_start:.0f} s)')
         outputs += [(f'{name} ground truth | prediction', picture), (f'{name} training curves', curves),
-                    (f'{name} checkpoint', checkpoint), (f'{name} training log', osp.relpath(train_log, REPO))]
+                    (f'{name} checkpoint', checkpoint), (f'{name} training log', shown(train_log))]
     print('\n== demo summary ==')
     for line in summary:
         print('  ' + line)

@@ -34,7 +34,6 @@ def lower_test_score_thr(cfg: 'Config', score_thr: float) -> None:
 
 def coco_ground_truth(ann_file: str, image: str, classes: List[str]) -> list:
     """The gt objects of ``image`` (matched by file name) in a COCO annotation file, as drawing dicts."""
-    import numpy as np
     from pycocotools import mask as mask_utils
     with open(ann_file) as f:
         coco = json.load(f)
@@ -154,6 +153,7 @@ def _names_and_palette(meta: dict) -> tuple:
     if not palette or len(palette) < len(classes):
         palette = [tuple(int(c) for c in np.random.RandomState(i).randint(40, 220, 3)) for i in range(len(classes))]
     return classes, [tuple(int(c) for c in p) for p in palette]
+
 
 if __name__ == '__main__':
     main()

@@ -2,7 +2,7 @@
 # val images of 128x128) and its CPU schedule, shared by the detection demo configs. Only new names (demo_*), so it
 # sits beside a detector config in a `_base_` list; configs pick the parts with {{_base_.demo_*}}.
 demo_coco_root = 'data/demo/coco/'
-demo_coco_metainfo = dict(classes=('square', 'disc', 'triangle'),
+demo_coco_metainfo = dict(classes=('square', 'disc', 'cross'),
                           palette=[(220, 60, 60), (60, 200, 80), (60, 90, 230)])
 demo_size = (128, 128)
 

@@ -9,7 +9,8 @@ model = dict(
     roi_head=dict(bbox_head=dict(num_classes=3), mask_head=dict(num_classes=3)),
     # one to three objects per 128x128 image: small proposal/RoI budgets keep a CPU step (batch 4) under 2 s
     train_cfg=dict(rpn_proposal=dict(nms_pre=500, max_per_img=100), rcnn=dict(sampler=dict(num=32))),
-    test_cfg=dict(rpn=dict(nms_pre=300, max_per_img=100)))
+    # demo objects never overlap, so boxes overlapping by IoU 0.3 are duplicates (COCO's 0.5 keeps some of them)
+    test_cfg=dict(rpn=dict(nms_pre=300, max_per_img=100), rcnn=dict(nms=dict(iou_threshold=0.3))))
 train_dataloader = {{_base_.demo_coco_masks.train_dataloader}}
 val_dataloader = {{_base_.demo_coco_masks.val_dataloader}}
 test_dataloader = {{_base_.demo_coco_masks.test_dataloader}}

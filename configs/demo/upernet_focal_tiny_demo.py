@@ -5,7 +5,7 @@
 _base_ = '../upernet/focal_tiny_160k_ade20k.py'
 
 data_root = 'data/demo/ade'
-classes = ('ground', 'square', 'disc', 'triangle')
+classes = ('ground', 'square', 'disc', 'cross')
 metainfo = dict(classes=classes, palette=[(120, 120, 120), (220, 60, 60), (60, 200, 80), (60, 90, 230)])
 crop_size = (128, 128)
 model = dict(
