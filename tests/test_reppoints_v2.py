@@ -452,7 +452,10 @@ def test_detector_overfits_a_tiny_set_and_finds_its_boxes(config: str) -> None:
         history.append({k: float(sum(v) if isinstance(v, list) else v) for k, v in losses.items()})
     first, last = history[0], history[-1]
     assert sum(last.values()) < 0.3 * sum(first.values()), (first, last)
-    for key in ('loss_cls', 'loss_pts_refine', 'loss_heatmap'):
+    # the quality focal loss starts near zero by construction (IoU targets of untrained boxes are ~0) and rises as
+    # the boxes get better, so only the focal loss of the GIoU recipe has to fall
+    falling = ('loss_pts_refine', 'loss_heatmap') + (('loss_cls', ) if config.startswith('r50') else ())
+    for key in falling:
         assert last[key] < first[key], key
     model.eval()
     with torch.no_grad():
