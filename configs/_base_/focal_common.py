@@ -37,7 +37,16 @@ focal_1x_param_scheduler = [
 _ms_scales = [(480, 1333), (512, 1333), (544, 1333), (576, 1333), (608, 1333), (640, 1333), (672, 1333),
               (704, 1333), (736, 1333), (768, 1333), (800, 1333)]
 
-# RetinaNet, ATSS, RepPointsV2: shorter side drawn from [480, 800] (paper), no crop branch.
+# RepPointsV2 3x (the Swin/Focal recipe): shorter side drawn from 480-960 in steps of 32, longer side <= 1333.
+rpd_ms_train_pipeline = [
+    dict(type='LoadImageFromFile', backend_args=None),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='RandomChoiceResize', scales=[(1333, s) for s in range(480, 961, 32)], keep_ratio=True),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackDetInputs')
+]
+
+# RetinaNet, ATSS: shorter side drawn from [480, 800] (paper), no crop branch.
 det_ms_train_pipeline = [
     dict(type='LoadImageFromFile', backend_args=None),
     dict(type='LoadAnnotations', with_bbox=True),

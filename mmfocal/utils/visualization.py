@@ -49,6 +49,15 @@ def _place_label(box: Box, text_size: Tuple[int, int], canvas: Tuple[int, int], 
     return (x, max(0, min(int(box[1]), h - th)), x + tw, max(0, min(int(box[1]), h - th)) + th)
 
 
+def _draw_title(canvas: np.ndarray, title: str) -> Box:
+    """Black text on white in the top-left corner; returns the box it covers."""
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    (tw, th), _ = cv2.getTextSize(title, font, 0.6, 2)
+    cv2.rectangle(canvas, (0, 0), (tw + 10, th + 12), (255, 255, 255), -1)
+    cv2.putText(canvas, title, (5, th + 5), font, 0.6, (0, 0, 0), 2, cv2.LINE_AA)
+    return (0, 0, tw + 10, th + 12)
+
+
 def draw_detections(image: np.ndarray, detections: Sequence[Detection], classes: Sequence[str],
                     palette: Sequence[Color], size: int = 512, title: Optional[str] = None) -> np.ndarray:
     """Boxes, masks and one label per object on an upscaled copy of ``image``.
@@ -67,12 +76,7 @@ def draw_detections(image: np.ndarray, detections: Sequence[Detection], classes:
     canvas, factor = _upscale(image, size)
     canvas = canvas.copy()
     font, scale, thick = cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1
-    taken: List[Box] = []
-    if title:
-        (tw, th), _ = cv2.getTextSize(title, font, 0.6, 2)
-        cv2.rectangle(canvas, (0, 0), (tw + 10, th + 12), (255, 255, 255), -1)
-        cv2.putText(canvas, title, (5, th + 5), font, 0.6, (0, 0, 0), 2, cv2.LINE_AA)
-        taken.append((0, 0, tw + 10, th + 12))
+    taken: List[Box] = [_draw_title(canvas, title)] if title else []
     for det in detections:
         color = tuple(int(c) for c in palette[det['label']])
         if det.get('mask') is not None:
@@ -119,12 +123,7 @@ def draw_segmentation(image: np.ndarray, seg: np.ndarray, classes: Sequence[str]
     canvas = canvas.copy()
     canvas[painted] = (0.4 * canvas[painted] + 0.6 * colors[painted]).astype(np.uint8)
     font = cv2.FONT_HERSHEY_SIMPLEX
-    y = 8
-    if title:
-        (tw, th), _ = cv2.getTextSize(title, font, 0.6, 2)
-        cv2.rectangle(canvas, (0, 0), (tw + 10, th + 12), (255, 255, 255), -1)
-        cv2.putText(canvas, title, (5, th + 5), font, 0.6, (0, 0, 0), 2, cv2.LINE_AA)
-        y = th + 20
+    y = _draw_title(canvas, title)[3] + 8 if title else 8
     for idx in sorted(set(np.unique(seg).tolist()) - {ignore_index}):
         (tw, th), _ = cv2.getTextSize(classes[idx], font, 0.5, 1)
         cv2.rectangle(canvas, (5, y), (5 + tw + 8, y + th + 8), tuple(int(c) for c in palette[idx]), -1)
