@@ -18,6 +18,8 @@ BUILD = osp.join(REPO, 'tools', 'build_mmcv_wheel.sh')
 
 def dry_run(cwd: str, **env: str) -> subprocess.CompletedProcess:
     full = {k: v for k, v in os.environ.items() if not k.startswith('MMFOCAL_') and k != 'VENV'}
+    # the repository's own .venv would answer "installed" and hide the branch a test is about
+    full['VENV'] = osp.join(cwd, 'no-venv')
     full.update(env)
     return subprocess.run(['bash', SETUP, '--dry-run'], cwd=cwd, env=full, capture_output=True, text=True)
 
@@ -38,6 +40,16 @@ def test_relative_venv_is_resolved_against_the_callers_directory(tmp_path) -> No
     # `make` passes VENV=.venv; the source build later runs in another directory.
     p = plan(dry_run(str(tmp_path), VENV='rel/venv', MMFOCAL_WHEEL_CACHE=str(tmp_path / 'cache')))
     assert p['venv'] == str(tmp_path / 'rel' / 'venv')
+
+
+@pytest.mark.skipif(not osp.isfile(osp.join(sys.prefix, '.mmfocal-mmcv-stack')),
+                    reason='the tests do not run in a venv made by tools/setup_env.sh')
+def test_an_installed_mmcv_is_recognised_every_time(tmp_path) -> None:
+    # `pip show mmcv | grep -q` under pipefail failed whenever grep exited before pip finished writing.
+    stack = open(osp.join(sys.prefix, '.mmfocal-mmcv-stack')).read().strip()
+    for _ in range(5):
+        p = plan(dry_run(str(tmp_path), VENV=sys.prefix, MMFOCAL_STACK=stack))
+        assert p['mmcv'] == 'installed'
 
 
 def test_each_stack_takes_only_its_own_wheel(tmp_path) -> None:

@@ -56,9 +56,12 @@ fi
 wheel_dirs+=("$WHEEL_CACHE")
 
 # installed for this stack, with its compiled extension (importing it may still wait for mmcv's dependencies)
+# (pip's output is captured first: under pipefail, `pip show | grep -q` fails whenever grep exits before pip has
+# written everything, which made the answer depend on timing)
 has_mmcv_ext() {
+    local info
     [[ -f "$MMCV_STAMP" && "$(cat "$MMCV_STAMP")" == "$STACK" ]] &&
-        "$VENV/bin/python" -m pip show mmcv 2>/dev/null | grep -q '^Version: 2.1.0$' &&
+        info="$("$VENV/bin/python" -m pip show mmcv 2>/dev/null)" && grep -q '^Version: 2.1.0$' <<<"$info" &&
         ls "$VENV"/lib/python*/site-packages/mmcv/_ext*.so >/dev/null 2>&1
 }
 
