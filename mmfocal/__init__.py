@@ -1,7 +1,8 @@
 """mmfocal: Focal Transformer backbones for MMDetection 3.x and MMSegmentation 1.x.
 
 Importing the package (directly or through ``custom_imports=dict(imports=['mmfocal'])``)
-registers its models in both the mmdet and the mmseg ``MODELS`` registries (RepPoints V2's
+registers its backbones (``FocalTransformer``, the Focal-fast ``FocalTransformerV2``) in both the mmdet and
+the mmseg ``MODELS`` registries (RepPoints V2's
 head, BiFPN neck, losses and assigners in mmdet's) and lets torch's ``weights_only`` loader read mmengine
 checkpoints.
 """
@@ -14,10 +15,10 @@ from .version import __version__
 
 register_safe_globals()
 
-from .models import FocalTransformer  # noqa: E402
+from .models import FocalTransformer, FocalTransformerV2  # noqa: E402
 from .registry import MISSING_SCOPES, register_models  # noqa: E402
 
-register_models([FocalTransformer])
+register_models([FocalTransformer, FocalTransformerV2])
 
 try:  # RepPoints V2 is built on mmdet; without mmdet only the backbone is available
     from .models.dense_heads import RepPointsV2Head
@@ -34,4 +35,4 @@ else:
     register_models([CornerHeatmapAssigner, PointAssignerV2, ATSSAssignerV2], scopes=('mmdet', ),
                     registry='TASK_UTILS')
 
-__all__ = ['__version__', 'FocalTransformer']
+__all__ = ['__version__', 'FocalTransformer', 'FocalTransformerV2']

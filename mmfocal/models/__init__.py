@@ -1,5 +1,5 @@
 """Models provided by mmfocal."""
 
-from .backbones import FocalTransformer
+from .backbones import FocalTransformer, FocalTransformerV2
 
-__all__ = ['FocalTransformer']
+__all__ = ['FocalTransformer', 'FocalTransformerV2']

@@ -43,8 +43,8 @@ from ...ops import scratch
 from ...utils.torch_compat import register_load_state_dict_pre_hook
 from ..layers import FocalAttention, FocalBlock, FocalPatchEmbed, FocalStage
 from ..utils.focal_checkpoint import (CheckpointMismatchError, adapt_state_dict, check_checkpoint_exists,
-                                      load_checkpoint_file, official_to_mmfocal, pretrained_checkpoint,
-                                      summarize_keys)
+                                      check_version_family, extract_backbone_state_dict, load_checkpoint_file, official_to_mmfocal,
+                                      pretrained_checkpoint, summarize_keys)
 
 __all__ = ['FocalTransformer']
 
@@ -104,6 +104,7 @@ class FocalTransformer(BaseModule):
 
     # Version of the state-dict layout (saved in its metadata); 1: the official names (see module docstring).
     _version = 1
+    _focal_v2 = False  # which official family's weights it takes (FocalTransformerV2 sets it)
 
     arch_zoo = {
         'tiny': dict(embed_dims=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24)),
@@ -185,9 +186,10 @@ class FocalTransformer(BaseModule):
                 FocalStage(
                     self.num_features[i], depths[i], num_heads[i], dpr[sum(depths[:i]):sum(depths[:i + 1])],
                     downsample=i < n - 1, use_conv_embed=use_conv_embed, with_cp=with_cp, norm_cfg=norm_cfg,
-                    window_size=window_size, expand_size=expand_sizes[i], focal_level=focal_levels[i],
-                    focal_window=focal_windows[i], pool_method=focal_pool, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias,
-                    qk_scale=qk_scale, drop_rate=drop_rate, attn_drop_rate=attn_drop_rate, attn_impl=attn_impl))
+                    window_size=window_size, focal_level=focal_levels[i], pool_method=focal_pool, mlp_ratio=mlp_ratio,
+                    qkv_bias=qkv_bias, qk_scale=qk_scale, drop_rate=drop_rate, attn_drop_rate=attn_drop_rate,
+                    **self._stage_block_cfg(i, expand_size=expand_sizes[i], focal_window=focal_windows[i],
+                                            attn_impl=attn_impl)))
         for i in self.out_indices:
             self.add_module(f'norm{i}', build_norm_layer(norm_cfg, self.num_features[i])[1])
 
@@ -195,6 +197,10 @@ class FocalTransformer(BaseModule):
         self._freeze_stages()
 
     # --- construction ------------------------------------------------------------------------
+
+    def _stage_block_cfg(self, stage: int, **v1_cfg) -> dict:
+        """Block arguments that differ between the v1 blocks and the Focal-fast (v2) ones."""
+        return dict(block_cls=FocalBlock, **v1_cfg)
 
     @staticmethod
     def _check_args(embed_dims: int, depths: tuple, num_heads: tuple, window_size: int, focal_levels: tuple,
@@ -243,6 +249,7 @@ class FocalTransformer(BaseModule):
             return
         check_checkpoint_exists(path)
         state, _ = official_to_mmfocal(load_checkpoint_file(os.path.expanduser(path), mmap=True))
+        check_version_family(state, self._focal_v2, path)
         own = self.patch_embed.proj.weight
         theirs = state.get('patch_embed.proj.weight')
         if theirs is not None and tuple(theirs.shape) != tuple(own.shape):
@@ -293,11 +300,13 @@ class FocalTransformer(BaseModule):
         Returns:
             ``{'missing': [...], 'unexpected': [...]}`` backbone keys.
         """
-        state, notes = official_to_mmfocal(load_checkpoint_file(os.path.expanduser(path)), self.state_dict())
+        state = load_checkpoint_file(os.path.expanduser(path))
+        check_version_family(extract_backbone_state_dict(state), self._focal_v2, path)
+        state, notes = official_to_mmfocal(state, self.state_dict())
         result = self.load_state_dict(state, strict=False)
         missing, unexpected = list(result.missing_keys), list(result.unexpected_keys)
         print_log(
-            f'FocalTransformer: loaded {len(state) - len(unexpected)} tensors from {path}; '
+            f'{type(self).__name__}: loaded {len(state) - len(unexpected)} tensors from {path}; '
             f'missing (newly initialised): {summarize_keys(missing)}; '
             f'unexpected (ignored): {summarize_keys(unexpected)}' + (f'; {"; ".join(notes)}' if notes else ''),
             logger='current')
@@ -319,6 +328,7 @@ class FocalTransformer(BaseModule):
             raise CheckpointMismatchError(
                 f'these FocalTransformer weights were saved by a newer mmfocal (state-dict version {version}, '
                 f'this one reads up to {self._version}): upgrade mmfocal to load them.')
+        check_version_family(state_dict, self._focal_v2, 'the weights being loaded', prefix)
         _, resized = adapt_state_dict(state_dict, self.state_dict(), prefix)
         if resized:
             print_log(f'FocalTransformer: resized bias tables {", ".join(resized)}', logger='current')

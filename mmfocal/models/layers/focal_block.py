@@ -12,7 +12,48 @@ from mmengine.model import BaseModule
 
 from .focal_attention import FocalAttention
 
-__all__ = ['FocalMlp', 'FocalBlock', 'FocalPatchEmbed', 'FocalStage']
+__all__ = ['FocalMlp', 'FocalBlock', 'FocalPatchEmbed', 'FocalStage', 'build_pool_layers', 'pool_windows']
+
+
+def build_pool_layers(embed_dims: int, window_size: int, focal_level: int, pool_method: str) -> nn.ModuleList:
+    """The window-pooling parameters of a block (official ``pool_layers``; v1 and v2 alike).
+
+    Args:
+        embed_dims: Channels C.
+        window_size: Window side s.
+        focal_level: No pooling below 2.
+        pool_method: ``'fc'`` (Linear(s*s -> 1) shared by channels), ``'conv'`` (depth-wise s×s conv),
+            ``'mean'`` or ``'max'`` (no parameters).
+    """
+    layers = nn.ModuleList()
+    if focal_level > 1:
+        if pool_method == 'fc':
+            layers.append(nn.Linear(window_size * window_size, 1))
+        elif pool_method == 'conv':
+            layers.append(nn.Conv2d(embed_dims, embed_dims, window_size, stride=window_size, groups=embed_dims))
+    return layers
+
+
+def pool_windows(x: torch.Tensor, window_size: int, pool_method: str, pool_layers: nn.ModuleList) -> torch.Tensor:
+    """Pool each s×s window of a padded (B, Hp, Wp, C) map to one token: (B, Hp/s, Wp/s, C).
+
+    Args:
+        x: The padded map (pad tokens are zeros and take part, as in the official code).
+        window_size: Window side s.
+        pool_method: See :func:`build_pool_layers`.
+        pool_layers: The block's pooling parameters.
+    """
+    b, hp, wp, c = x.shape
+    s = window_size
+    if pool_method == 'conv':
+        return pool_layers[0](x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+    windows = x.view(b, hp // s, s, wp // s, s, c)
+    if pool_method == 'mean':
+        return windows.mean(dim=(2, 4))
+    if pool_method == 'max':
+        return windows.amax(dim=(2, 4))
+    fc = pool_layers[0]  # Linear(s*s -> 1) over row-major tokens, shared by channels
+    return torch.einsum('bhiwjc,ij->bhwc', windows, fc.weight.view(s, s).to(x.dtype)) + fc.bias.to(x.dtype)
 
 
 class FocalMlp(BaseModule):
@@ -80,13 +121,7 @@ class FocalBlock(BaseModule):
         self.focal_level = focal_level
         self.pool_method = pool_method
         # Registered before norm1, as in the official block (only the key order depends on it).
-        self.pool_layers = nn.ModuleList()
-        if focal_level > 1:
-            if pool_method == 'fc':
-                self.pool_layers.append(nn.Linear(window_size * window_size, 1))
-            elif pool_method == 'conv':
-                self.pool_layers.append(
-                    nn.Conv2d(embed_dims, embed_dims, window_size, stride=window_size, groups=embed_dims))
+        self.pool_layers = build_pool_layers(embed_dims, window_size, focal_level, pool_method)
         self.norm1 = build_norm_layer(norm_cfg, embed_dims)[1]
         self.attn = FocalAttention(
             embed_dims=embed_dims, num_heads=num_heads, window_size=window_size, expand_size=expand_size,
@@ -95,20 +130,6 @@ class FocalBlock(BaseModule):
         self.drop_path = DropPath(drop_path_rate) if drop_path_rate > 0. else nn.Identity()
         self.norm2 = build_norm_layer(norm_cfg, embed_dims)[1]
         self.mlp = FocalMlp(embed_dims=embed_dims, hidden_dims=int(embed_dims * mlp_ratio), drop=drop_rate)
-
-    def pool(self, x: torch.Tensor) -> torch.Tensor:
-        """Pool each s×s sub-window of a padded (B, Hp, Wp, C) map to one token: (B, Hp/s, Wp/s, C)."""
-        b, hp, wp, c = x.shape
-        s = self.window_size
-        if self.pool_method == 'conv':
-            return self.pool_layers[0](x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
-        windows = x.view(b, hp // s, s, wp // s, s, c)
-        if self.pool_method == 'mean':
-            return windows.mean(dim=(2, 4))
-        if self.pool_method == 'max':
-            return windows.amax(dim=(2, 4))
-        fc = self.pool_layers[0]  # Linear(s*s -> 1) over row-major tokens, shared by channels
-        return torch.einsum('bhiwjc,ij->bhwc', windows, fc.weight.view(s, s).to(x.dtype)) + fc.bias.to(x.dtype)
 
     def forward(self, x: torch.Tensor, hw_shape: Tuple[int, int]) -> torch.Tensor:
         """Apply the block to (B, H*W, C) tokens of an H×W map."""
@@ -120,7 +141,7 @@ class FocalBlock(BaseModule):
         pad_b, pad_r = (s - h % s) % s, (s - w % s) % s
         if pad_b or pad_r:
             x = F.pad(x, (0, 0, 0, pad_r, 0, pad_b))  # zeros after the norm, unmasked (official)
-        pooled = self.pool(x) if self.focal_level > 1 else None
+        pooled = pool_windows(x, s, self.pool_method, self.pool_layers) if self.focal_level > 1 else None
         x = self.attn(x, pooled)
         if pad_b or pad_r:
             x = x[:, :h, :w, :]
@@ -175,16 +196,17 @@ class FocalStage(BaseModule):
         downsample: Append a stride-2 patch embedding that doubles the channels.
         use_conv_embed: Overlapping downsampling convolution.
         with_cp: Gradient checkpointing per block.
-        block_cfg: Remaining :class:`FocalBlock` arguments.
+        block_cls: The block class (:class:`FocalBlock`, or the Focal-fast ``FocalV2Block``).
+        block_cfg: Remaining arguments of ``block_cls``.
     """
 
     def __init__(self, embed_dims: int, depth: int, num_heads: int, drop_path_rates: Sequence[float],
                  downsample: bool, use_conv_embed: bool = False, with_cp: bool = False,
-                 norm_cfg: dict = dict(type='LN'), **block_cfg) -> None:
+                 norm_cfg: dict = dict(type='LN'), block_cls: type = FocalBlock, **block_cfg) -> None:
         super().__init__()
         self.with_cp = with_cp
         self.blocks = nn.ModuleList([
-            FocalBlock(embed_dims=embed_dims, num_heads=num_heads, drop_path_rate=drop_path_rates[i],
+            block_cls(embed_dims=embed_dims, num_heads=num_heads, drop_path_rate=drop_path_rates[i],
                        norm_cfg=norm_cfg, **block_cfg)
             for i in range(depth)
         ])

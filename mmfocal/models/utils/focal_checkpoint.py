@@ -22,7 +22,7 @@ from ...utils.checkpoint_compat import safe_torch_load
 __all__ = [
     'extract_backbone_state_dict', 'drop_derived_keys', 'resize_bias_table', 'adapt_state_dict',
     'load_checkpoint_file', 'summarize_keys', 'CheckpointMismatchError', 'official_checkpoint_url',
-    'OFFICIAL_CHECKPOINTS', 'pretrained_checkpoint', 'check_checkpoint_exists'
+    'OFFICIAL_CHECKPOINTS', 'pretrained_checkpoint', 'check_checkpoint_exists', 'check_version_family'
 ]
 
 # Buffers that the official model stores but that depend only on the configuration: we rebuild them.
@@ -42,7 +42,8 @@ V2_KEY_PATTERNS = (
 # The official ImageNet-1K releases (microsoft/Focal-Transformer README, "Image Classification").
 OFFICIAL_CHECKPOINT_BASE = 'https://projects4jw.blob.core.windows.net/model/focal-transformer/imagenet1k/'
 OFFICIAL_CHECKPOINTS = tuple(f'focal-{size}{stem}-is224-ws7.pth' for size in ('tiny', 'small', 'base')
-                             for stem in ('', '-useconv'))
+                             for stem in ('', '-useconv')) + tuple(
+                                 f'focalv2-{size}-useconv-is224-ws7.pth' for size in ('tiny', 'small', 'base'))
 
 
 def official_checkpoint_url(path: str) -> Optional[str]:
@@ -261,6 +262,31 @@ def adapt_state_dict(state_dict: Dict[str, torch.Tensor], model_state: Mapping[s
                 f'{local}: checkpoint shape {tuple(src.shape)} does not match the model {tuple(want.shape)}; '
                 'the checkpoint is for a different architecture (arch/embed_dims/num_heads/use_conv_embed).')
     return removed, notes
+
+
+def check_version_family(state_dict: Mapping[str, torch.Tensor], v2: bool, source: str, prefix: str = '') -> None:
+    """Refuse v1 weights for a Focal-fast (v2) model and the other way round, with what to use instead.
+
+    The two families share every name but the attention's position bias: v1 has bias tables
+    (``relative_position_bias_table*``), v2 a coordinate MLP (``coord2rpb_all``).
+
+    Args:
+        state_dict: Incoming tensors.
+        v2: Whether the model is a ``FocalTransformerV2``.
+        source: What the tensors come from (for the message).
+        prefix: Only keys under this prefix are looked at.
+    """
+    keys = [k for k in state_dict if k.startswith(prefix)]
+    has_v1 = any('relative_position_bias_table' in k for k in keys)
+    has_v2 = any('coord2rpb_all' in k for k in keys)
+    if v2 and has_v1 and not has_v2:
+        raise CheckpointMismatchError(
+            f'{source} holds Focal Transformer v1 weights (relative_position_bias_table*), but the model is '
+            "FocalTransformerV2 (Focal-fast): use type='FocalTransformer' for them, or a focalv2-* checkpoint.")
+    if not v2 and has_v2 and not has_v1:
+        raise CheckpointMismatchError(
+            f'{source} holds Focal-fast (v2) weights (coord2rpb_all), but the model is FocalTransformer (v1): '
+            "use type='FocalTransformerV2' for them, or a focal-* (v1) checkpoint.")
 
 
 def summarize_keys(keys: List[str]) -> str:

@@ -1,0 +1,289 @@
+"""Focal-fast ("v2") attention and block: each window attends its K nearest tokens of every focal level.
+
+Official code: ``classification/focal_transformer_v2.py`` of microsoft/Focal-Transformer. Its attention has
+no rolls or unfolds: the keys of a window are
+
+* level 0: the ``topk`` tokens of the whole map nearest (Euclidean) to the window's centre,
+* level 1: the ``topk`` fc-pooled window tokens nearest to the window (in window-grid units),
+
+and the position bias of a (query, key) pair is a small MLP (``coord2rpb_all.{level}``) of their relative
+coordinate in token units (a pooled token sits at its window's centre). The official model computes the
+nearest-key indices once, for the size it is built for, so it runs only there (every stage map a multiple
+of the window size). Here they are computed per map size, with exactly the official procedure, and cached.
+
+"Nearest" at any size (what :func:`nearest_keys` computes):
+
+* Windows tile the map from the top-left corner; the last row/column of windows may reach past the map
+  (their pad queries are computed and dropped). A window's centre is ``s * index + s // 2``.
+* Level-0 candidates are the real tokens of the map only (never padding); level-1 candidates are all
+  windows (a border window's pooled token is the fc-pooling of its real tokens and zeros).
+* With fewer candidates than ``topk`` (small maps), every candidate is a key.
+* Ties at the K-th distance are broken by ``torch.topk`` on CPU over the whole row of candidates, the
+  official call, so where the official code runs (a multiple-of-s map) the keys are the official ones.
+"""
+
+import math
+from collections import OrderedDict
+from typing import NamedTuple, Optional, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmcv.cnn import build_norm_layer
+from mmcv.cnn.bricks.drop import DropPath
+from mmengine.model import BaseModule
+
+from .focal_block import FocalMlp, build_pool_layers, pool_windows
+from .focal_geometry import window_partition, window_reverse
+
+__all__ = ['nearest_keys', 'FocalV2Geometry', 'focal_v2_geometry', 'FocalV2Attention', 'FocalV2Block']
+
+# Elements of one chunk of the (windows, candidates) distance matrix while searching the nearest keys.
+_TOPK_CHUNK = 1 << 22
+
+
+def nearest_keys(grid: Tuple[int, int], keys: Tuple[int, int], factor: int, topk: int) -> torch.Tensor:
+    """Indices of the ``topk`` keys nearest to each query point (the official ``get_topk_closest_indice``).
+
+    Args:
+        grid: Query grid (rows, cols); query (i, j) sits at ``(i * factor + factor // 2, ...)`` when
+            ``factor > 1`` (window centres in token units), at ``(i, j)`` when ``factor == 1``.
+        keys: Key grid (rows, cols), keys at integer positions, row-major.
+        factor: Window size for window-centre queries, 1 for queries on the key grid.
+        topk: Number of keys per query (capped by the number of keys).
+
+    Returns:
+        (rows * cols, min(topk, number of keys)) long indices into the row-major key grid, computed on
+        CPU with ``torch.topk`` row by row (its ties are the official ones; rows are independent).
+    """
+    qh, qw = torch.arange(grid[0]), torch.arange(grid[1])
+    if factor > 1:
+        qh, qw = qh * factor + factor // 2, qw * factor + factor // 2
+    q = torch.stack(torch.meshgrid([qh, qw], indexing='ij')).flatten(1)  # (2, Nq)
+    k = torch.stack(torch.meshgrid([torch.arange(keys[0]), torch.arange(keys[1])], indexing='ij')).flatten(1)
+    n_keys = k.shape[1]
+    topk = min(topk, n_keys)
+    rows = max(1, _TOPK_CHUNK // n_keys)
+    out = []
+    for start in range(0, q.shape[1], rows):
+        rel = q[:, start:start + rows, None] - k[:, None, :]
+        dist = torch.sqrt(rel[0].float() ** 2 + rel[1].float() ** 2)
+        out.append(torch.topk(-dist, topk, dim=1)[1])
+    return torch.cat(out)
+
+
+class FocalV2Geometry(NamedTuple):
+    """Gather tables of one map size (shared by all blocks of a stage).
+
+    ``index`` addresses the key/value sources ``[h*w real tokens | nWh*nWw pooled tokens]``; positions are
+    in token units, so the bias of a pair is ``mlp(query position - key position)``.
+    """
+
+    grid: Tuple[int, int]  # windows (nWh, nWw) of the padded map
+    n_keys: Tuple[int, int]  # keys per window of level 0 and level 1
+    index: torch.Tensor  # (nW * (K0 + K1),) long
+    key_pos: torch.Tensor  # (nW, K0 + K1, 2) long, key positions
+    window_pos: torch.Tensor  # (nW, 1, 1, 2) long, top-left token of each window
+    boxes: Tuple[Tuple[int, int, int, int], ...]  # per level (min dy, min dx, rows, cols) of all offsets
+
+
+_GEOMETRY_CACHE: 'OrderedDict[tuple, FocalV2Geometry]' = OrderedDict()
+_GEOMETRY_CACHE_SIZE = 32
+
+
+def focal_v2_geometry(hw: Tuple[int, int], window_size: int, topk: int, device: torch.device) -> FocalV2Geometry:
+    """The :class:`FocalV2Geometry` of an h×w map, computed on CPU once and cached per size and device.
+
+    Args:
+        hw: Real (unpadded) map size.
+        window_size: Window side s.
+        topk: Keys per level and window.
+        device: Where the tables are used.
+    """
+    key = (tuple(hw), window_size, topk, str(device))
+    geo = _GEOMETRY_CACHE.get(key)
+    if geo is not None:
+        _GEOMETRY_CACHE.move_to_end(key)
+        return geo
+    h, w = hw
+    s = window_size
+    nwh, nww = math.ceil(h / s), math.ceil(w / s)
+    idx0 = nearest_keys((nwh, nww), (h, w), s, topk)  # into the h*w tokens
+    idx1 = nearest_keys((nwh, nww), (nwh, nww), 1, topk)  # into the pooled grid
+    pos0 = torch.stack([idx0 // w, idx0 % w], dim=-1)
+    pos1 = torch.stack([idx1 // nww, idx1 % nww], dim=-1) * s + s // 2  # a pooled token sits at its window centre
+    win = torch.stack(torch.meshgrid([torch.arange(nwh), torch.arange(nww)], indexing='ij'), -1).view(-1, 1, 2) * s
+    boxes = []
+    for pos in (pos0, pos1):
+        rel = win - pos  # query offset (0..s-1) is added on top
+        lo, hi = rel.amin(dim=(0, 1)), rel.amax(dim=(0, 1)) + s - 1
+        boxes.append((int(lo[0]), int(lo[1]), int(hi[0] - lo[0] + 1), int(hi[1] - lo[1] + 1)))
+    geo = FocalV2Geometry(
+        grid=(nwh, nww), n_keys=(idx0.shape[1], idx1.shape[1]),
+        index=torch.cat([idx0, idx1 + h * w], dim=1).flatten().to(device),
+        key_pos=torch.cat([pos0, pos1], dim=1).to(device), window_pos=win.view(-1, 1, 1, 2).to(device),
+        boxes=tuple(boxes))
+    _GEOMETRY_CACHE[key] = geo
+    if len(_GEOMETRY_CACHE) > _GEOMETRY_CACHE_SIZE:  # multi-scale training and test sizes vary
+        _GEOMETRY_CACHE.popitem(last=False)
+    return geo
+
+
+class FocalV2Attention(BaseModule):
+    """Focal-fast attention of one block (official v2 ``WindowAttention``), any input size.
+
+    Args:
+        embed_dims: Channels C.
+        num_heads: Attention heads.
+        window_size: Window side s.
+        focal_level: 1 (nearest tokens only) or 2 (plus nearest pooled windows, every official model).
+        topk: Keys per level and window (``FOCAL_TOPK``, 128 in the official configs).
+        qkv_bias: Bias in the qkv projection.
+        qk_scale: Override of head_dim ** -0.5.
+        attn_drop: Dropout on attention weights.
+        proj_drop: Dropout after the output projection.
+        init_cfg: mmengine init config.
+    """
+
+    def __init__(self, embed_dims: int, num_heads: int, window_size: int = 7, focal_level: int = 2, topk: int = 128,
+                 qkv_bias: bool = True, qk_scale: Optional[float] = None, attn_drop: float = 0.,
+                 proj_drop: float = 0., init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.embed_dims = embed_dims
+        self.num_heads = num_heads
+        self.head_dims = embed_dims // num_heads
+        self.window_size = window_size
+        self.focal_level = focal_level
+        self.topk = topk
+        self.scale = qk_scale or self.head_dims ** -0.5
+        self.qkv = nn.Linear(embed_dims, embed_dims * 3, bias=qkv_bias)
+        self.attn_drop = nn.Dropout(attn_drop)
+        self.proj = nn.Linear(embed_dims, embed_dims)
+        self.proj_drop = nn.Dropout(proj_drop)
+        self.coord2rpb_all = nn.ModuleList([
+            nn.Sequential(nn.Linear(2, self.head_dims), nn.ReLU(inplace=True), nn.Linear(self.head_dims, num_heads))
+            for _ in range(focal_level)
+        ])
+
+    def position_bias(self, geo: FocalV2Geometry) -> torch.Tensor:
+        """Bias of every (window, query, key) pair, (nW, heads, s*s, K0 + K1).
+
+        The MLP runs once per distinct offset (a dense table over the offsets' bounding box), not once
+        per pair as in the official code; each pair then looks its value up.
+        """
+        s = self.window_size
+        offsets = torch.arange(s, device=geo.key_pos.device)
+        query = geo.window_pos + torch.stack(torch.meshgrid([offsets, offsets], indexing='ij'), -1).view(1, -1, 1, 2)
+        parts, start = [], 0
+        for level in range(self.focal_level):
+            n = geo.n_keys[level]
+            dy0, dx0, rows, cols = geo.boxes[level]
+            mlp = self.coord2rpb_all[level]
+            weight = mlp[0].weight
+            ys = torch.arange(dy0, dy0 + rows, device=weight.device, dtype=weight.dtype)
+            xs = torch.arange(dx0, dx0 + cols, device=weight.device, dtype=weight.dtype)
+            table = mlp(torch.stack(torch.meshgrid([ys, xs], indexing='ij'), -1).view(-1, 2))  # (rows*cols, h)
+            rel = query - geo.key_pos[:, None, start:start + n]  # (nW, s2, n, 2)
+            code = (rel[..., 0] - dy0) * cols + (rel[..., 1] - dx0)
+            parts.append(table.index_select(0, code.flatten()).view(*code.shape, -1))
+            start += n
+        return torch.cat(parts, dim=2).permute(0, 3, 1, 2)
+
+    def forward(self, x: torch.Tensor, hw: Tuple[int, int], pooled: Optional[torch.Tensor]) -> torch.Tensor:
+        """Attend on a padded map.
+
+        Args:
+            x: (B, Hp, Wp, C), Hp and Wp multiples of s, the real map in its top-left (h, w).
+            hw: Real map size (h, w).
+            pooled: (B, Hp/s, Wp/s, C) pooled window tokens (level 2), or None.
+
+        Returns:
+            (B, Hp, Wp, C).
+        """
+        b, hp, wp, c = x.shape
+        h, w = hw
+        s, heads, d = self.window_size, self.num_heads, self.head_dims
+        geo = focal_v2_geometry(hw, s, self.topk, x.device)
+        n0, n1 = geo.n_keys
+        n_keys = n0 + (n1 if self.focal_level > 1 else 0)
+        qkv = self.qkv(x)
+        q = window_partition(qkv[..., :c], s).view(b, -1, s * s, heads, d).permute(0, 1, 3, 2, 4)
+        sources = [qkv[:, :h, :w, c:].reshape(b, h * w, 2 * c)]
+        index = geo.index
+        if self.focal_level > 1:
+            kv_pooled = F.linear(pooled, self.qkv.weight[c:], None if self.qkv.bias is None else self.qkv.bias[c:])
+            sources.append(kv_pooled.reshape(b, -1, 2 * c))
+        else:
+            index = index.view(-1, n0 + n1)[:, :n0].flatten()
+        kv = torch.cat(sources, dim=1).index_select(1, index)  # (B, nW*N, 2C)
+        k, v = kv.view(b, -1, n_keys, 2, heads, d).permute(3, 0, 1, 4, 2, 5).unbind(0)  # (B, nW, h, N, d)
+        bias = self.position_bias(geo)[..., :n_keys].to(q.dtype)  # (nW, h, s2, N)
+        if self.training and self.attn_drop.p > 0:
+            attn = (q * self.scale) @ k.transpose(-2, -1) + bias
+            out = self.attn_drop(attn.softmax(dim=-1)) @ v
+        else:
+            nw = q.shape[1]
+            out = F.scaled_dot_product_attention(
+                q.reshape(b, nw * heads, s * s, d), k.reshape(b, nw * heads, n_keys, d),
+                v.reshape(b, nw * heads, n_keys, d), attn_mask=bias.reshape(1, nw * heads, s * s, n_keys),
+                scale=self.scale).view(b, nw, heads, s * s, d)
+        out = self.proj_drop(self.proj(out.transpose(2, 3).reshape(b, -1, s * s, c)))
+        return window_reverse(out, s, hp, wp)
+
+
+class FocalV2Block(BaseModule):
+    """Pre-norm Focal-fast block: ``x + attn(LN(x))``, then ``x + mlp(LN(x))`` (official v2 block names).
+
+    The map is padded bottom/right to a multiple of s after LN1 (zeros); the official block never pads
+    (it runs only at multiples of s).
+
+    Args:
+        embed_dims: Channels C.
+        num_heads: Attention heads.
+        window_size: Window side s.
+        focal_level: 1 or 2.
+        topk: Keys per level and window.
+        pool_method: Window pooling for level 2: ``'fc'`` (official), ``'mean'``, ``'max'``, ``'conv'``.
+        mlp_ratio: MLP hidden width / C.
+        qkv_bias: Bias in the qkv projection.
+        qk_scale: Override of the attention scale.
+        drop_rate: Dropout after projections.
+        attn_drop_rate: Attention dropout.
+        drop_path_rate: Stochastic depth of this block.
+        norm_cfg: Norm config for the token norms.
+        init_cfg: mmengine init config.
+    """
+
+    def __init__(self, embed_dims: int, num_heads: int, window_size: int = 7, focal_level: int = 2, topk: int = 128,
+                 pool_method: str = 'fc', mlp_ratio: float = 4., qkv_bias: bool = True,
+                 qk_scale: Optional[float] = None, drop_rate: float = 0., attn_drop_rate: float = 0.,
+                 drop_path_rate: float = 0., norm_cfg: dict = dict(type='LN'), init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.window_size = window_size
+        self.focal_level = focal_level
+        self.pool_method = pool_method
+        self.pool_layers = build_pool_layers(embed_dims, window_size, focal_level, pool_method)
+        self.norm1 = build_norm_layer(norm_cfg, embed_dims)[1]
+        self.attn = FocalV2Attention(embed_dims, num_heads, window_size=window_size, focal_level=focal_level,
+                                     topk=topk, qkv_bias=qkv_bias, qk_scale=qk_scale, attn_drop=attn_drop_rate,
+                                     proj_drop=drop_rate)
+        self.drop_path = DropPath(drop_path_rate) if drop_path_rate > 0. else nn.Identity()
+        self.norm2 = build_norm_layer(norm_cfg, embed_dims)[1]
+        self.mlp = FocalMlp(embed_dims=embed_dims, hidden_dims=int(embed_dims * mlp_ratio), drop=drop_rate)
+
+    def forward(self, x: torch.Tensor, hw_shape: Tuple[int, int]) -> torch.Tensor:
+        """Apply the block to (B, H*W, C) tokens of an H×W map."""
+        h, w = hw_shape
+        b, n, c = x.shape
+        s = self.window_size
+        shortcut = x
+        x = self.norm1(x).view(b, h, w, c)
+        pad_b, pad_r = (s - h % s) % s, (s - w % s) % s
+        if pad_b or pad_r:
+            x = F.pad(x, (0, 0, 0, pad_r, 0, pad_b))
+        pooled = pool_windows(x, s, self.pool_method, self.pool_layers) if self.focal_level > 1 else None
+        x = self.attn(x, (h, w), pooled)
+        if pad_b or pad_r:
+            x = x[:, :h, :w, :]
+        x = shortcut + self.drop_path(x.reshape(b, n, c))
+        return x + self.drop_path(self.mlp(self.norm2(x)))
