@@ -89,7 +89,8 @@ def test_recomputed_nearest_keys_are_the_official_buffers(fixture: dict, case: s
         n0, n1 = geo.n_keys
         index = geo.index.view(-1, n0 + n1)
         assert torch.equal(index[:, :n0], fixture[case]['nearest'][f'layers.{i}.0'].long()), f'stage {i} tokens'
-        assert torch.equal(index[:, n0:] - h * w, fixture[case]['nearest'][f'layers.{i}.1'].long()), f'stage {i} windows'
+        windows = fixture[case]['nearest'][f'layers.{i}.1'].long()
+        assert torch.equal(index[:, n0:] - h * w, windows), f'stage {i} windows'
         h, w = (h + 1) // 2, (w + 1) // 2  # the conv downsampling rounds up
 
 

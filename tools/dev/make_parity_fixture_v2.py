@@ -11,7 +11,8 @@ parameter names with integer arithmetic, identical on every machine and torch ve
 makes the same ones.
 
 Usage:
-    python tools/dev/make_parity_fixture_v2.py PATH/TO/focal_transformer_v2.py tests/fixtures/focal_v2_official_parity.pth
+    python tools/dev/make_parity_fixture_v2.py PATH/TO/focal_transformer_v2.py \
+        tests/fixtures/focal_v2_official_parity.pth
 """
 
 import argparse
@@ -113,7 +114,8 @@ def main() -> None:
             params = deterministic_weights((n, tuple(p.shape)) for n, p in model.named_parameters())
             missing, unexpected = model.load_state_dict(params, strict=False)
             assert not unexpected and all('topk_cloest' in k or 'window_coords' in k for k in missing), missing
-            x = deterministic_weights([('input', (1, 3, h, w))])['input'] * 4  # ~uniform(-2, 2), like a normalised image
+            # ~uniform(-2, 2), like a normalised image
+            x = deterministic_weights([('input', (1, 3, h, w))])['input'] * 4
             feats = stage_features(model, x)
             state = model.state_dict()
             fixture[f'{arch}/{h}x{w}'] = dict(

@@ -43,8 +43,8 @@ from ...ops import scratch
 from ...utils.torch_compat import register_load_state_dict_pre_hook
 from ..layers import FocalAttention, FocalBlock, FocalPatchEmbed, FocalStage
 from ..utils.focal_checkpoint import (CheckpointMismatchError, adapt_state_dict, check_checkpoint_exists,
-                                      check_version_family, extract_backbone_state_dict, load_checkpoint_file, official_to_mmfocal,
-                                      pretrained_checkpoint, summarize_keys)
+                                      check_version_family, extract_backbone_state_dict, load_checkpoint_file,
+                                      official_to_mmfocal, pretrained_checkpoint, summarize_keys)
 
 __all__ = ['FocalTransformer']
 

@@ -49,6 +49,8 @@ class FocalTransformerV2(FocalTransformer):
         norm_eval: Accepted for config compatibility; LayerNorms have no running statistics.
         with_cp: Gradient checkpointing per block.
         norm_cfg: Norm config of all token norms.
+        attn_impl: ``'fast'`` (default) or ``'reference'`` (the official formulation: position-bias MLP on
+            every (query, key) pair, explicit logits and softmax).
         pretrain_img_size: Accepted for config compatibility; no size is fixed at construction.
         init_cfg: ``dict(type='Pretrained', checkpoint=PATH)`` loads an official v2 or converted checkpoint.
 
@@ -84,6 +86,7 @@ class FocalTransformerV2(FocalTransformer):
                  norm_eval: bool = False,
                  with_cp: bool = False,
                  norm_cfg: dict = dict(type='LN'),
+                 attn_impl: str = 'fast',
                  pretrain_img_size: Optional[Union[int, Tuple[int, int]]] = None,
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
         if int(focal_topk) < 1:
@@ -97,8 +100,8 @@ class FocalTransformerV2(FocalTransformer):
                          qk_scale=qk_scale, drop_rate=drop_rate, attn_drop_rate=attn_drop_rate,
                          drop_path_rate=drop_path_rate, use_conv_embed=use_conv_embed, out_indices=out_indices,
                          frozen_stages=frozen_stages, norm_eval=norm_eval, with_cp=with_cp, norm_cfg=norm_cfg,
-                         pretrain_img_size=pretrain_img_size, init_cfg=init_cfg)
+                         attn_impl=attn_impl, pretrain_img_size=pretrain_img_size, init_cfg=init_cfg)
 
     def _stage_block_cfg(self, stage: int, **v1_cfg) -> dict:
         """Focal-fast blocks: nearest-key attention with ``focal_topk`` keys per level."""
-        return dict(block_cls=FocalV2Block, topk=self.focal_topk)
+        return dict(block_cls=FocalV2Block, topk=self.focal_topk, attn_impl=v1_cfg['attn_impl'])

@@ -33,6 +33,7 @@ from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks.drop import DropPath
 from mmengine.model import BaseModule
 
+from ...ops import get_attention_settings, scratch
 from .focal_block import FocalMlp, build_pool_layers, pool_windows
 from .focal_geometry import window_partition, window_reverse
 
@@ -76,7 +77,8 @@ class FocalV2Geometry(NamedTuple):
     """Gather tables of one map size (shared by all blocks of a stage).
 
     ``index`` addresses the key/value sources ``[h*w real tokens | nWh*nWw pooled tokens]``; positions are
-    in token units, so the bias of a pair is ``mlp(query position - key position)``.
+    in token units, so the bias of a pair is ``mlp(query position - key position)``. The fast path looks
+    the bias up in one table of all levels' offsets: entry ``query_code[w, q] - key_code[w, k]``.
     """
 
     grid: Tuple[int, int]  # windows (nWh, nWw) of the padded map
@@ -84,7 +86,10 @@ class FocalV2Geometry(NamedTuple):
     index: torch.Tensor  # (nW * (K0 + K1),) long
     key_pos: torch.Tensor  # (nW, K0 + K1, 2) long, key positions
     window_pos: torch.Tensor  # (nW, 1, 1, 2) long, top-left token of each window
-    boxes: Tuple[Tuple[int, int, int, int], ...]  # per level (min dy, min dx, rows, cols) of all offsets
+    boxes: Tuple[Tuple[int, int, int], ...]  # per level (min dy, min dx, rows) of its table, all `cols` wide
+    cols: int  # width of every level's offset table
+    query_code: torch.Tensor  # (nW, s*s, 1) int32
+    key_code: torch.Tensor  # (nW, 1, K0 + K1) int32
 
 
 _GEOMETRY_CACHE: 'OrderedDict[tuple, FocalV2Geometry]' = OrderedDict()
@@ -113,16 +118,27 @@ def focal_v2_geometry(hw: Tuple[int, int], window_size: int, topk: int, device: 
     pos0 = torch.stack([idx0 // w, idx0 % w], dim=-1)
     pos1 = torch.stack([idx1 // nww, idx1 % nww], dim=-1) * s + s // 2  # a pooled token sits at its window centre
     win = torch.stack(torch.meshgrid([torch.arange(nwh), torch.arange(nww)], indexing='ij'), -1).view(-1, 1, 2) * s
-    boxes = []
+    ranges = []
     for pos in (pos0, pos1):
         rel = win - pos  # query offset (0..s-1) is added on top
-        lo, hi = rel.amin(dim=(0, 1)), rel.amax(dim=(0, 1)) + s - 1
-        boxes.append((int(lo[0]), int(lo[1]), int(hi[0] - lo[0] + 1), int(hi[1] - lo[1] + 1)))
+        ranges.append((rel.amin(dim=(0, 1)), rel.amax(dim=(0, 1)) + s - 1))
+    cols = max(int(hi[1] - lo[1] + 1) for lo, hi in ranges)
+    boxes, key_code, offset = [], [], 0
+    for (lo, hi), pos in zip(ranges, (pos0, pos1)):
+        dy0, dx0, rows = int(lo[0]), int(lo[1]), int(hi[0] - lo[0] + 1)
+        boxes.append((dy0, dx0, rows))
+        # (qy - ky - dy0) * cols + (qx - kx - dx0) + offset == query_code - key_code
+        key_code.append(pos[..., 0] * cols + pos[..., 1] + dy0 * cols + dx0 - offset)
+        offset += rows * cols
+    offsets = torch.arange(s)
+    query = win.view(-1, 1, 2) + torch.stack(torch.meshgrid([offsets, offsets], indexing='ij'), -1).view(1, -1, 2)
     geo = FocalV2Geometry(
         grid=(nwh, nww), n_keys=(idx0.shape[1], idx1.shape[1]),
         index=torch.cat([idx0, idx1 + h * w], dim=1).flatten().to(device),
         key_pos=torch.cat([pos0, pos1], dim=1).to(device), window_pos=win.view(-1, 1, 1, 2).to(device),
-        boxes=tuple(boxes))
+        boxes=tuple(boxes), cols=cols,
+        query_code=(query[..., 0] * cols + query[..., 1]).int().unsqueeze(-1).to(device),
+        key_code=torch.cat(key_code, dim=1).int().unsqueeze(1).to(device))
     _GEOMETRY_CACHE[key] = geo
     if len(_GEOMETRY_CACHE) > _GEOMETRY_CACHE_SIZE:  # multi-scale training and test sizes vary
         _GEOMETRY_CACHE.popitem(last=False)
@@ -142,13 +158,17 @@ class FocalV2Attention(BaseModule):
         qk_scale: Override of head_dim ** -0.5.
         attn_drop: Dropout on attention weights.
         proj_drop: Dropout after the output projection.
+        attn_impl: ``'fast'`` (bias table per distinct offset, fused attention) or ``'reference'`` (the
+            official formulation: the MLP on every (query, key) coordinate, explicit logits and softmax;
+            also used for attention dropout > 0).
         init_cfg: mmengine init config.
     """
 
     def __init__(self, embed_dims: int, num_heads: int, window_size: int = 7, focal_level: int = 2, topk: int = 128,
                  qkv_bias: bool = True, qk_scale: Optional[float] = None, attn_drop: float = 0.,
-                 proj_drop: float = 0., init_cfg: Optional[dict] = None) -> None:
+                 proj_drop: float = 0., attn_impl: str = 'fast', init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
+        self.attn_impl = attn_impl
         self.embed_dims = embed_dims
         self.num_heads = num_heads
         self.head_dims = embed_dims // num_heads
@@ -165,29 +185,45 @@ class FocalV2Attention(BaseModule):
             for _ in range(focal_level)
         ])
 
-    def position_bias(self, geo: FocalV2Geometry) -> torch.Tensor:
-        """Bias of every (window, query, key) pair, (nW, heads, s*s, K0 + K1).
-
-        The MLP runs once per distinct offset (a dense table over the offsets' bounding box), not once
-        per pair as in the official code; each pair then looks its value up.
-        """
-        s = self.window_size
-        offsets = torch.arange(s, device=geo.key_pos.device)
-        query = geo.window_pos + torch.stack(torch.meshgrid([offsets, offsets], indexing='ij'), -1).view(1, -1, 1, 2)
-        parts, start = [], 0
+    def bias_table(self, geo: FocalV2Geometry) -> torch.Tensor:
+        """The MLPs of all levels on every offset of their boxes: (heads, all offsets), see :class:`FocalV2Geometry`."""
+        tables = []
         for level in range(self.focal_level):
-            n = geo.n_keys[level]
-            dy0, dx0, rows, cols = geo.boxes[level]
+            dy0, dx0, rows = geo.boxes[level]
             mlp = self.coord2rpb_all[level]
-            weight = mlp[0].weight
-            ys = torch.arange(dy0, dy0 + rows, device=weight.device, dtype=weight.dtype)
-            xs = torch.arange(dx0, dx0 + cols, device=weight.device, dtype=weight.dtype)
-            table = mlp(torch.stack(torch.meshgrid([ys, xs], indexing='ij'), -1).view(-1, 2))  # (rows*cols, h)
-            rel = query - geo.key_pos[:, None, start:start + n]  # (nW, s2, n, 2)
-            code = (rel[..., 0] - dy0) * cols + (rel[..., 1] - dx0)
-            parts.append(table.index_select(0, code.flatten()).view(*code.shape, -1))
-            start += n
-        return torch.cat(parts, dim=2).permute(0, 3, 1, 2)
+            ys = torch.arange(dy0, dy0 + rows, device=geo.key_code.device, dtype=mlp[0].weight.dtype)
+            xs = torch.arange(dx0, dx0 + geo.cols, device=geo.key_code.device, dtype=mlp[0].weight.dtype)
+            tables.append(mlp(torch.stack(torch.meshgrid([ys, xs], indexing='ij'), -1).view(-1, 2)))
+        return torch.cat(tables).t()
+
+    def position_bias(self, geo: FocalV2Geometry, per_pair: bool = False, table: Optional[torch.Tensor] = None,
+                      windows: slice = slice(None)) -> torch.Tensor:
+        """Bias of every (window, query, key) pair, (nW, heads, s*s, K0 [+ K1]).
+
+        Args:
+            geo: The map's geometry.
+            per_pair: Run the MLP on every pair's coordinate, as the official code does. Otherwise it runs
+                once per distinct offset (:meth:`bias_table`) and each pair looks its value up: the same
+                values, computed once (the result is a strided view).
+            table: :meth:`bias_table`, if already computed.
+            windows: Only these windows.
+        """
+        if per_pair:
+            s = self.window_size
+            offsets = torch.arange(s, device=geo.key_pos.device)
+            query = geo.window_pos + torch.stack(torch.meshgrid([offsets, offsets], indexing='ij'),
+                                                 -1).view(1, -1, 1, 2)
+            parts, start = [], 0
+            for level in range(self.focal_level):
+                mlp = self.coord2rpb_all[level]
+                rel = query - geo.key_pos[:, None, start:start + geo.n_keys[level]]  # (nW, s2, n, 2) query - key
+                parts.append(mlp(rel.to(mlp[0].weight.dtype)))
+                start += geo.n_keys[level]
+            return torch.cat(parts, dim=2).permute(0, 3, 1, 2)
+        table = self.bias_table(geo) if table is None else table
+        n_keys = sum(geo.n_keys[:self.focal_level])
+        code = geo.query_code[windows] - geo.key_code[windows, :, :n_keys]  # (nW, s2, N)
+        return table.index_select(1, code.flatten()).view(-1, *code.shape).transpose(0, 1)
 
     def forward(self, x: torch.Tensor, hw: Tuple[int, int], pooled: Optional[torch.Tensor]) -> torch.Tensor:
         """Attend on a padded map.
@@ -206,29 +242,63 @@ class FocalV2Attention(BaseModule):
         geo = focal_v2_geometry(hw, s, self.topk, x.device)
         n0, n1 = geo.n_keys
         n_keys = n0 + (n1 if self.focal_level > 1 else 0)
+        index = geo.index if self.focal_level > 1 else geo.index.view(-1, n0 + n1)[:, :n0].flatten()
         qkv = self.qkv(x)
-        q = window_partition(qkv[..., :c], s).view(b, -1, s * s, heads, d).permute(0, 1, 3, 2, 4)
-        sources = [qkv[:, :h, :w, c:].reshape(b, h * w, 2 * c)]
-        index = geo.index
-        if self.focal_level > 1:
-            kv_pooled = F.linear(pooled, self.qkv.weight[c:], None if self.qkv.bias is None else self.qkv.bias[c:])
-            sources.append(kv_pooled.reshape(b, -1, 2 * c))
-        else:
-            index = index.view(-1, n0 + n1)[:, :n0].flatten()
-        kv = torch.cat(sources, dim=1).index_select(1, index)  # (B, nW*N, 2C)
-        k, v = kv.view(b, -1, n_keys, 2, heads, d).permute(3, 0, 1, 4, 2, 5).unbind(0)  # (B, nW, h, N, d)
-        bias = self.position_bias(geo)[..., :n_keys].to(q.dtype)  # (nW, h, s2, N)
-        if self.training and self.attn_drop.p > 0:
-            attn = (q * self.scale) @ k.transpose(-2, -1) + bias
-            out = self.attn_drop(attn.softmax(dim=-1)) @ v
-        else:
-            nw = q.shape[1]
-            out = F.scaled_dot_product_attention(
-                q.reshape(b, nw * heads, s * s, d), k.reshape(b, nw * heads, n_keys, d),
-                v.reshape(b, nw * heads, n_keys, d), attn_mask=bias.reshape(1, nw * heads, s * s, n_keys),
-                scale=self.scale).view(b, nw, heads, s * s, d)
-        out = self.proj_drop(self.proj(out.transpose(2, 3).reshape(b, -1, s * s, c)))
-        return window_reverse(out, s, hp, wp)
+        q = window_partition(qkv[..., :c], s).view(b, -1, s * s, heads, d).transpose(2, 3)  # (B, nW, h, s2, d)
+        nw = q.shape[1]
+        # key/value sources: the real tokens' rows, then the pooled tokens' (one row of 2C per token)
+        n_pooled = 0 if pooled is None or self.focal_level < 2 else pooled.shape[1] * pooled.shape[2]
+        src = qkv.new_empty(b, h * w + n_pooled, 2 * c)
+        src[:, :h * w].view(b, h, w, 2 * c).copy_(qkv[:, :h, :w, c:])
+        if n_pooled:
+            src[:, h * w:] = F.linear(pooled, self.qkv.weight[c:],
+                                      None if self.qkv.bias is None else self.qkv.bias[c:]).view(b, n_pooled, 2 * c)
+        reference = self.attn_impl == 'reference' or (self.training and self.attn_drop.p > 0)
+        if not reference and x.device.type == 'cpu' and not torch.is_grad_enabled():
+            return window_reverse(self.proj_drop(self.proj(self._attend_in_pieces(q, src, index, geo, n_keys))),
+                                  s, hp, wp)
+        bias = self.position_bias(geo, per_pair=reference).to(q.dtype)  # (nW, h, s2, N)
+        outs = []
+        for i in range(b):  # a window batch per image: the bias is per window, shared by the images
+            kv = src[i].index_select(0, index).view(nw, n_keys, 2, heads, d)
+            k, v = kv[:, :, 0].transpose(1, 2), kv[:, :, 1].transpose(1, 2)  # (nW, h, N, d) strided views
+            if reference:
+                attn = (q[i] * self.scale) @ k.transpose(-2, -1) + bias
+                outs.append(self.attn_drop(attn.softmax(dim=-1)) @ v)
+            else:
+                outs.append(F.scaled_dot_product_attention(q[i], k, v, attn_mask=bias, scale=self.scale))
+        out = torch.stack(outs).transpose(2, 3).reshape(b, nw, s * s, c)
+        return window_reverse(self.proj_drop(self.proj(out)), s, hp, wp)
+
+    def _attend_in_pieces(self, q: torch.Tensor, src: torch.Tensor, index: torch.Tensor, geo: FocalV2Geometry,
+                          n_keys: int) -> torch.Tensor:
+        """CPU inference: gather keys and biases a few windows at a time into reused buffers.
+
+        Whole-map key and bias tensors are hundreds of MiB at detection sizes, and fresh pages cost as
+        much as the copies (see :class:`~mmfocal.ops.ScratchBuffers`); pieces of
+        ``AttentionSettings.piece_bytes`` stay in cache and reuse one buffer.
+
+        Returns:
+            (B, nW, s*s, C) attention output before the projection.
+        """
+        b, nw, heads, s2, d = q.shape
+        table = self.bias_table(geo).to(q.dtype)
+        row = n_keys * (src.shape[-1] + heads * s2) * src.element_size()
+        step = max(1, get_attention_settings().piece_bytes // row)
+        step = math.ceil(nw / math.ceil(nw / step))  # pieces of equal size
+        out = q.new_empty(b, nw, s2, heads, d)
+        for start in range(0, nw, step):
+            windows = slice(start, min(nw, start + step))
+            n = windows.stop - start
+            bias = self.position_bias(geo, table=table, windows=windows)
+            idx = index.view(nw, n_keys)[windows].flatten()
+            for i in range(b):
+                kv = torch.index_select(src[i], 0, idx, out=scratch.get('v2_kv', (idx.numel(), src.shape[-1]), src))
+                kv = kv.view(n, n_keys, 2, heads, d)
+                o = F.scaled_dot_product_attention(q[i, windows], kv[:, :, 0].transpose(1, 2),
+                                                   kv[:, :, 1].transpose(1, 2), attn_mask=bias, scale=self.scale)
+                out[i, windows] = o.transpose(1, 2)
+        return out.view(b, nw, s2, heads * d)
 
 
 class FocalV2Block(BaseModule):
@@ -251,13 +321,15 @@ class FocalV2Block(BaseModule):
         attn_drop_rate: Attention dropout.
         drop_path_rate: Stochastic depth of this block.
         norm_cfg: Norm config for the token norms.
+        attn_impl: ``'fast'`` or ``'reference'`` (see :class:`FocalV2Attention`).
         init_cfg: mmengine init config.
     """
 
     def __init__(self, embed_dims: int, num_heads: int, window_size: int = 7, focal_level: int = 2, topk: int = 128,
                  pool_method: str = 'fc', mlp_ratio: float = 4., qkv_bias: bool = True,
                  qk_scale: Optional[float] = None, drop_rate: float = 0., attn_drop_rate: float = 0.,
-                 drop_path_rate: float = 0., norm_cfg: dict = dict(type='LN'), init_cfg: Optional[dict] = None) -> None:
+                 drop_path_rate: float = 0., norm_cfg: dict = dict(type='LN'), attn_impl: str = 'fast',
+                 init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.window_size = window_size
         self.focal_level = focal_level
@@ -266,7 +338,7 @@ class FocalV2Block(BaseModule):
         self.norm1 = build_norm_layer(norm_cfg, embed_dims)[1]
         self.attn = FocalV2Attention(embed_dims, num_heads, window_size=window_size, focal_level=focal_level,
                                      topk=topk, qkv_bias=qkv_bias, qk_scale=qk_scale, attn_drop=attn_drop_rate,
-                                     proj_drop=drop_rate)
+                                     proj_drop=drop_rate, attn_impl=attn_impl)
         self.drop_path = DropPath(drop_path_rate) if drop_path_rate > 0. else nn.Identity()
         self.norm2 = build_norm_layer(norm_cfg, embed_dims)[1]
         self.mlp = FocalMlp(embed_dims=embed_dims, hidden_dims=int(embed_dims * mlp_ratio), drop=drop_rate)

@@ -1,0 +1,160 @@
+"""FocalTransformerV2 (Focal-fast): any input size, nearest keys at borders and on small maps, the fast path
+against the official formulation, training, registries, sizes, errors. Parity with the official code:
+``test_parity_official_v2.py``."""
+
+import math
+from typing import Tuple
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mmfocal.models import FocalTransformerV2
+from mmfocal.models.layers import focal_v2_geometry, nearest_keys
+from mmfocal.ops import attention_settings
+
+SMALL = dict(embed_dims=16, depths=(1, 1, 1, 1), num_heads=(1, 2, 2, 4), drop_path_rate=0.)
+
+
+def expected_sizes(h: int, w: int) -> list:
+    h, w = (h - 3) // 4 + 1, (w - 3) // 4 + 1  # k7 s4 p2 stem
+    sizes = [(h, w)]
+    for _ in range(3):
+        h, w = (h + 1) // 2, (w + 1) // 2  # k3 s2 p1 downsampling
+        sizes.append((h, w))
+    return sizes
+
+
+def small_model(**kwargs) -> FocalTransformerV2:
+    torch.manual_seed(0)
+    model = FocalTransformerV2(**{**SMALL, **kwargs})
+    model.init_weights()
+    with torch.no_grad():  # a position bias that matters (the official init leaves it near zero)
+        for name, p in model.named_parameters():
+            if 'coord2rpb' in name:
+                p.normal_(0, 0.3)
+    return model.eval()
+
+
+def test_released_sizes_have_the_official_parameter_counts() -> None:
+    # spec section 7: official v2 backbone without head, with the final norm (we have four output norms instead)
+    for arch, official, c0 in (('tiny', 29_451_564, 96), ('small', 50_757_540, 96), ('base', 90_161_824, 128)):
+        ours = sum(p.numel() for p in FocalTransformerV2(arch=arch).parameters())
+        assert ours == official - 2 * 8 * c0 + sum(2 * c0 * 2 ** i for i in range(4)), arch
+
+
+@settings(max_examples=12, deadline=None)
+@given(h=st.integers(32, 600), w=st.integers(32, 600))
+def test_any_size_gives_right_shapes_finite_and_the_official_formulation(h: int, w: int) -> None:
+    model = small_model()
+    x = torch.randn(1, 3, h, w)
+    with torch.no_grad():
+        fast = model(x)
+        for m in model.modules():
+            if hasattr(m, 'attn_impl'):
+                m.attn_impl = 'reference'
+        reference = model(x)
+    assert [tuple(f.shape[2:]) for f in fast] == expected_sizes(h, w)
+    assert [f.shape[1] for f in fast] == [16, 32, 64, 128]
+    for a, b in zip(fast, reference):
+        assert torch.isfinite(a).all()
+        assert (a - b).abs().max().item() <= 1e-4
+
+
+@pytest.mark.parametrize('hw', [(28, 28), (56, 112), (21, 35)])
+def test_nearest_keys_at_multiples_of_the_window_are_the_official_construction(hw: Tuple[int, int]) -> None:
+    # the official buffers for a model built at this map size, written out from its get_topk_closest_indice
+    h, w = hw
+    nwh, nww = h // 7, w // 7
+    centres = torch.stack(torch.meshgrid([torch.arange(nwh) * 7 + 3, torch.arange(nww) * 7 + 3], indexing='ij'))
+    tokens = torch.stack(torch.meshgrid([torch.arange(h), torch.arange(w)], indexing='ij'))
+    rel = centres.flatten(1)[:, :, None] - tokens.flatten(1)[:, None, :]
+    official = torch.topk(-torch.sqrt(rel[0].float() ** 2 + rel[1].float() ** 2), min(128, h * w), dim=1)[1]
+    geo = focal_v2_geometry(hw, 7, 128, torch.device('cpu'))
+    assert torch.equal(geo.index.view(nwh * nww, -1)[:, :official.shape[1]], official)
+
+
+def test_nearest_keys_at_borders_and_on_small_maps() -> None:
+    # a window in a corner takes the K real tokens nearest to its centre, never padding: all distinct, in range
+    geo = focal_v2_geometry((10, 9), 7, 128, torch.device('cpu'))
+    n0, n1 = geo.n_keys
+    assert (n0, n1) == (90, 4)  # fewer tokens than K: every token; 2x2 windows: every pooled token
+    index = geo.index.view(4, n0 + n1)
+    for row in index:
+        assert sorted(row[:n0].tolist()) == list(range(90))
+        assert sorted(row[n0:].tolist()) == [90, 91, 92, 93]
+    # on a large map the K nearest tokens of a corner window are a quarter-disc around its centre
+    idx = nearest_keys((3, 3), (21, 21), 7, 16)
+    corner = torch.stack([idx[0] // 21, idx[0] % 21], -1)
+    dist = ((corner - 3).float() ** 2).sum(-1).sqrt()
+    assert dist.max() <= 2.3 and (corner >= 0).all()
+
+
+def test_bias_table_lookup_equals_the_mlp_on_every_pair() -> None:
+    model = small_model()
+    attn = model.layers[0].blocks[0].attn
+    geo = focal_v2_geometry((23, 41), 7, 128, torch.device('cpu'))
+    table = attn.position_bias(geo)
+    per_pair = attn.position_bias(geo, per_pair=True)
+    assert table.shape == per_pair.shape == (4 * 6, 1, 49, sum(geo.n_keys))
+    assert (table - per_pair).abs().max().item() <= 1e-6
+
+
+@pytest.mark.parametrize('piece_bytes', [1, 1 << 30])
+def test_inference_pieces_equal_the_whole_map(piece_bytes: int) -> None:
+    model = small_model()
+    x = torch.randn(2, 3, 150, 97)
+    whole = model(x)  # grad enabled: the autograd path over whole maps
+    with torch.no_grad(), attention_settings(piece_bytes=piece_bytes):
+        pieces = model(x)
+    for a, b in zip(whole, pieces):
+        assert (a - b).abs().max().item() <= 1e-5
+
+
+def test_training_gradients_reach_every_parameter_and_match_the_reference() -> None:
+    grads = []
+    for impl in ('fast', 'reference'):
+        model = small_model(attn_impl=impl).train()
+        x = torch.randn(2, 3, 90, 61)
+        sum(f.square().mean() for f in model(x)).backward()
+        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters()), impl
+        grads.append({n: p.grad for n, p in model.named_parameters()})
+    for name, g in grads[0].items():
+        assert torch.allclose(g, grads[1][name], atol=1e-5, rtol=1e-4), name
+
+
+def test_with_cp_and_frozen_stages_work_as_in_v1() -> None:
+    model = small_model(with_cp=True, frozen_stages=1).train()
+    reference = small_model().train()
+    x = torch.randn(1, 3, 64, 64, requires_grad=True)
+    out = model(x)
+    ref = reference(x)
+    for a, b in zip(out, ref):
+        assert (a - b).abs().max().item() <= 1e-6
+    sum(f.sum() for f in out).backward()
+    assert not any(p.requires_grad for p in model.patch_embed.parameters())
+    assert not any(p.requires_grad for p in model.layers[0].parameters())
+    assert all(p.grad is not None for p in model.layers[2].parameters())
+
+
+@pytest.mark.parametrize('kwargs,message', [
+    (dict(focal_topk=0), 'focal_topk=0: must be a positive number'),
+    (dict(arch='huge'), "Unknown arch 'huge'"),
+    (dict(num_heads=(5, 6, 12, 24)), 'not divisible by num_heads=5'),
+])
+def test_bad_arguments_fail_at_construction(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        FocalTransformerV2(**kwargs)
+
+
+@pytest.mark.parametrize('scope', ['mmdet', 'mmseg'])
+def test_registered_in_both_scopes(scope: str) -> None:
+    import importlib
+
+    import mmfocal  # noqa: F401
+    registry = importlib.import_module(f'{scope}.registry').MODELS
+    model = registry.build(dict(type='FocalTransformerV2', **SMALL, out_indices=(1, 3)))
+    outs = model(torch.randn(1, 3, 64, 96))
+    assert [o.shape[1] for o in outs] == [32, 128]
+    assert math.isclose(float(sum(o.numel() for o in outs)), 32 * 8 * 12 + 128 * 2 * 3)
