@@ -27,6 +27,17 @@ focal_tiny_det_backbone = dict(
     out_indices=(0, 1, 2, 3),
     with_cp=False,
     init_cfg=dict(type='Pretrained', checkpoint='checkpoints/focal-tiny-is224-ws7.pth'))
+# Focal-fast-T (v2) for COCO: the released checkpoint's settings (conv embedding, 128 nearest keys per level);
+# nothing is resized on load (the nearest-key indices are recomputed per map size).
+focal_fast_tiny_det_backbone = dict(
+    _delete_=True,
+    type='FocalTransformerV2',
+    arch='tiny',
+    focal_topk=128,
+    drop_path_rate=0.2,
+    out_indices=(0, 1, 2, 3),
+    with_cp=False,
+    init_cfg=dict(type='Pretrained', checkpoint='checkpoints/focalv2-tiny-useconv-is224-ws7.pth'))
 # RetinaNet, ATSS, RepPointsV2: only the three stages the FPN uses, so DDP sees no unused parameters.
 focal_tiny_det_backbone_c345 = dict(focal_tiny_det_backbone, out_indices=(1, 2, 3))
 

@@ -40,7 +40,8 @@ class ModelEntry(dict):
 
     @property
     def pretrained(self) -> Optional[Dict[str, str]]:
-        """``{'Name', 'Dataset', 'URL'}`` of the ImageNet checkpoint the config starts from, or None."""
+        """``{'Name', 'Dataset', 'URL'}`` of the ImageNet checkpoint the config starts from (no ``URL`` when the
+        weights were never released), or None."""
         return self['Metadata'].get('Pretrained')
 
 
@@ -101,7 +102,12 @@ def readme_table(entries: List[ModelEntry]) -> str:
     for e in entries:
         meta = e['Metadata']
         schedule = f"{meta['Epochs']} epochs" if 'Epochs' in meta else f"{meta['Iterations'] // 1000}k iters"
-        start = f"[`{e.pretrained['Name']}`]({e.pretrained['URL']})" if e.pretrained else 'ImageNet R-50 (mmdet)'
+        if not e.pretrained:
+            start = 'ImageNet R-50 (mmdet)'
+        elif 'URL' in e.pretrained:
+            start = f"[`{e.pretrained['Name']}`]({e.pretrained['URL']})"
+        else:
+            start = f"`{e.pretrained['Name']}` ({e.pretrained['Dataset']}, not released)"
         params = f'{e.params_m:.1f}' if e.params_m else '–'
         flops = f'{e.flops_g:.0f}' if e.flops_g else '–'
         result = ', '.join(f'{k} {v}' for k, v in e.metrics.items()) or 'none reported'

@@ -1,8 +1,9 @@
-"""Speed and memory of the FocalTransformer backbone against its reference attention, the official v1 code
-and mmdet's Swin-T, in one run with the same thread count.
+"""Speed and memory of the Focal-T backbones (v1 and Focal-fast v2) against their reference attention, the
+official v1 and v2 code and mmdet's Swin-T, in one run with the same thread count.
 
 Usage:
-    python tools/analysis/benchmark.py [--official PATH/classification/focal_transformer.py] [--threads N]
+    python tools/analysis/benchmark.py [--official PATH/classification/focal_transformer.py]
+        [--official-v2 PATH/classification/focal_transformer_v2.py] [--threads N]
         [--out work_dirs/benchmark] [--repeat 4] [--quick]
 
 Measured per (model, input): backbone forward (eval, no grad) and forward+backward (train mode) wall time,
@@ -11,9 +12,9 @@ the best of ``--repeat`` runs after one warm-up, all models of one input timed i
 stable), and peak memory of a forward+backward: on CUDA ``torch.cuda.max_memory_allocated``; on CPU the
 peak of live tensor bytes from the profiler's allocation events (and, for reference, the growth of the
 process's peak RSS), each measurement in a fresh process. Inputs: 224x224 batch 8, 512x512 batch 2,
-800x1333 batch 1. The official code only runs at its build size (224). All Focal models share the same
-random weights; the script checks that their outputs agree before timing. Writes ``benchmark.json`` and
-``benchmark.png``.
+800x1333 batch 1. The official code only runs at its build size (224). All v1 models share the same random
+weights, and so do all v2 models; the script checks that their outputs agree before timing. Writes
+``benchmark.json`` and ``benchmark.png``.
 """
 
 import argparse
@@ -29,12 +30,43 @@ from typing import Dict, List
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
 
 SIZES = [(8, 224, 224), (2, 512, 512), (1, 800, 1333)]
-MODELS = ['focal_fast', 'focal_reference', 'official_v1', 'swin_t']
+MODELS = ['focal_fast', 'focal_reference', 'official_v1', 'focal_v2_fast', 'focal_v2_reference', 'official_v2',
+          'swin_t']
+OFFICIAL = {'official_v1': 'official', 'official_v2': 'official_v2'}  # which --official* file each one needs
 
 
-def build(name: str, official: str = None, hw=(224, 224)):
+def build_v2(name: str, official_v2: str = None, hw=(224, 224)):
+    """Focal-fast-T (fast or reference attention) or the official v2 model, with the same seeded weights."""
+    import importlib.util
+
+    import torch
+
+    from mmfocal.models import FocalTransformerV2
+    torch.manual_seed(0)
+    ours = FocalTransformerV2(arch='tiny', drop_path_rate=0.,
+                              attn_impl='reference' if name == 'focal_v2_reference' else 'fast')
+    ours.init_weights()
+    if name != 'official_v2':
+        return ours
+    tool = osp.join(osp.dirname(osp.abspath(__file__)), '..', 'dev', 'make_parity_fixture_v2.py')
+    spec = importlib.util.spec_from_file_location('make_parity_fixture_v2', tool)  # its official-file loader
+    fixture_tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fixture_tool)
+    module = fixture_tool.load_official(official_v2)
+    model = module.FocalTransformer(img_size=hw, **fixture_tool.COMMON, **fixture_tool.ARCHS['tiny'])
+    state = {k: v for k, v in ours.state_dict().items() if not k.startswith('norm')}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    assert not unexpected and all(k.startswith(('norm.', 'head.')) or 'topk_cloest' in k or 'window_coords' in k
+                                  for k in missing), (missing, unexpected)
+    model.head = torch.nn.Identity()
+    return model
+
+
+def build(name: str, official: str = None, hw=(224, 224), official_v2: str = None):
     """Build one backbone by name (Focal-T models with the same seeded weights)."""
     import torch
+    if 'v2' in name:
+        return build_v2(name, official_v2, hw)
     if name == 'swin_t':
         from mmdet.models.backbones import SwinTransformer
         torch.manual_seed(0)
@@ -63,7 +95,7 @@ def build(name: str, official: str = None, hw=(224, 224)):
 
 
 def measure(names: List[str], batch: int, h: int, w: int, repeat: int, official: str,
-            threads: int) -> Dict[str, Dict[str, float]]:
+            threads: int, official_v2: str = None) -> Dict[str, Dict[str, float]]:
     """Time forward and forward+backward of several models in this process, alternating between them.
 
     Each repetition times every model once, so a slow spell of a shared machine hits all of them
@@ -72,7 +104,7 @@ def measure(names: List[str], batch: int, h: int, w: int, repeat: int, official:
     import torch
     torch.set_num_threads(threads)
     device = 'cuda' if torch.cuda.is_available() else 'cpu'
-    models = {name: build(name, official, (h, w)).to(device) for name in names}
+    models = {name: build(name, official, (h, w), official_v2).to(device) for name in names}
     x = torch.rand(batch, 3, h, w, device=device)
 
     def sync() -> None:
@@ -115,7 +147,8 @@ def measure(names: List[str], batch: int, h: int, w: int, repeat: int, official:
     return results
 
 
-def peak_memory_step(name: str, batch: int, h: int, w: int, official: str, threads: int) -> Dict[str, float]:
+def peak_memory_step(name: str, batch: int, h: int, w: int, official: str, threads: int,
+                     official_v2: str = None) -> Dict[str, float]:
     """Peak memory (MiB) of one forward+backward on CPU, measured in this (fresh) process.
 
     ``peak_mem_mb``: the highest total of live tensor bytes, from the profiler's allocation events (the
@@ -126,7 +159,7 @@ def peak_memory_step(name: str, batch: int, h: int, w: int, official: str, threa
 
     import torch
     torch.set_num_threads(threads)
-    model = build(name, official, (h, w))
+    model = build(name, official, (h, w), official_v2)
     x = torch.rand(batch, 3, h, w)
     model.train()
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -147,26 +180,31 @@ def peak_memory_step(name: str, batch: int, h: int, w: int, official: str, threa
     return dict(peak_mem_mb=peak / 2 ** 20, peak_rss_mb=rss)
 
 
-def check_outputs_agree(official: str) -> Dict[str, float]:
-    """Max |diff| of the stage-4 features of the fast and reference paths (and the official code) at 224."""
+def _last_block_output(model, x):
+    """Output of the last block of the last stage (official and ours alike: before any final norm)."""
+    feats = []
+    hook = model.layers[3].blocks[-1].register_forward_hook(lambda m, i, o: feats.append(o))
+    model(x)
+    hook.remove()
+    return feats[0]
+
+
+def check_outputs_agree(official: str, official_v2: str = None) -> Dict[str, float]:
+    """Max |diff| of the features of the fast and reference paths (and the official code, stage 4) at 224."""
     import torch
     x = torch.rand(2, 3, 224, 224)
+    diffs = {}
     with torch.no_grad():
-        fast = build('focal_fast').eval()(x)
-        ref = build('focal_reference').eval()(x)
-        diffs = {'fast_vs_reference': max((a - b).abs().max().item() for a, b in zip(fast, ref))}
-        if official:
-            model = build('official_v1', official).eval()
-            feats = []
-            hook = model.layers[3].blocks[-1].register_forward_hook(lambda m, i, o: feats.append(o))
-            model(x)
-            hook.remove()
-            ours = build('focal_fast').eval()
-            mine = []
-            hook = ours.layers[3].blocks[-1].register_forward_hook(lambda m, i, o: mine.append(o))
-            ours(x)
-            hook.remove()
-            diffs['fast_vs_official_stage4'] = (feats[0] - mine[0]).abs().max().item()
+        for version, fast_name, ref_name, off_name, path in (
+                ('', 'focal_fast', 'focal_reference', 'official_v1', official),
+                ('v2_', 'focal_v2_fast', 'focal_v2_reference', 'official_v2', official_v2)):
+            fast = build(fast_name).eval()(x)
+            ref = build(ref_name).eval()(x)
+            diffs[f'{version}fast_vs_reference'] = max((a - b).abs().max().item() for a, b in zip(fast, ref))
+            if path:
+                theirs = _last_block_output(build(off_name, official, official_v2=official_v2).eval(), x)
+                mine = _last_block_output(build(fast_name).eval(), x)
+                diffs[f'{version}fast_vs_official_stage4'] = (theirs - mine).abs().max().item()
     return diffs
 
 
@@ -182,14 +220,15 @@ def plot(results: dict, path: str) -> None:
     for ax, (key, label) in zip(axes, metrics):
         for i, model in enumerate(MODELS):
             vals = [results['runs'][s].get(model, {}).get(key) for s in sizes]
-            xs = [j + i * 0.2 for j in range(len(sizes))]
-            ax.bar([x for x, v in zip(xs, vals) if v is not None], [v for v in vals if v is not None], 0.2,
+            width = 0.8 / len(MODELS)
+            xs = [j + i * width for j in range(len(sizes))]
+            ax.bar([x for x, v in zip(xs, vals) if v is not None], [v for v in vals if v is not None], width,
                    label=model)
-        ax.set_xticks([j + 0.3 for j in range(len(sizes))])
+        ax.set_xticks([j + 0.4 - 0.4 / len(MODELS) for j in range(len(sizes))])
         ax.set_xticklabels(sizes)
         ax.set_title(label)
     axes[0].legend()
-    fig.suptitle(f'Focal-T backbone vs Swin-T — {results["machine"]}', fontsize=10)
+    fig.suptitle(f'Focal-T backbones (v1, Focal-fast v2) vs Swin-T — {results["machine"]}', fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -198,6 +237,7 @@ def main() -> None:
     """Entry point."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--official', help='path to the official classification/focal_transformer.py')
+    parser.add_argument('--official-v2', help='path to the official classification/focal_transformer_v2.py')
     parser.add_argument('--threads', type=int, default=os.cpu_count())
     parser.add_argument('--repeat', type=int, default=4)
     parser.add_argument('--out', default='work_dirs/benchmark')
@@ -209,10 +249,11 @@ def main() -> None:
     if args._worker:
         kind, name, b, h, w = args._worker
         if kind == 'mem':
-            print(json.dumps(peak_memory_step(name, int(b), int(h), int(w), args.official, args.threads)))
+            print(json.dumps(peak_memory_step(name, int(b), int(h), int(w), args.official, args.threads,
+                                              args.official_v2)))
         else:
             print(json.dumps(measure(name.split(','), int(b), int(h), int(w), args.repeat, args.official,
-                                     args.threads)))
+                                     args.threads, args.official_v2)))
         return
 
     import torch
@@ -220,22 +261,25 @@ def main() -> None:
     device = (torch.cuda.get_device_name(0) if torch.cuda.is_available() else
               f'CPU {platform.processor() or platform.machine()}')
     results = dict(machine=f'{device}, {args.threads} threads, torch {torch.__version__}',
-                   agreement=check_outputs_agree(args.official), runs={})
+                   agreement=check_outputs_agree(args.official, args.official_v2), runs={})
     print(f'machine: {results["machine"]}\noutputs agree: {results["agreement"]}')
     for b, h, w in sizes:
         key = f'{h}x{w} b{b}'
         results['runs'][key] = {}
-        names = [n for n in MODELS if n != 'official_v1' or (args.official and (h, w) == (224, 224))]
+        # the official models only run at their build size 224
+        names = [n for n in MODELS if n not in OFFICIAL or (getattr(args, OFFICIAL[n]) and (h, w) == (224, 224))]
         cmd = [sys.executable, __file__, '--threads', str(args.threads), '--repeat', str(args.repeat)]
         if args.official:
             cmd += ['--official', args.official]
+        if args.official_v2:
+            cmd += ['--official-v2', args.official_v2]
 
         def worker(kind: str, what: str) -> dict:
             out = subprocess.run(cmd + ['--_worker', kind, what, str(b), str(h), str(w)], capture_output=True,
                                  text=True, check=True).stdout
             return json.loads(out.strip().splitlines()[-1])
 
-        timed = worker('time', ','.join(names))  # the official model only runs at its build size 224
+        timed = worker('time', ','.join(names))
         for name in names:
             res = timed[name]
             if res['peak_mem_mb'] is None:
@@ -247,9 +291,11 @@ def main() -> None:
         swin = runs['swin_t']
         ratios = {f'{m}/swin_t': {k: runs[m][k] / swin[k] for k in ('forward', 'forward_backward', 'peak_mem_mb')}
                   for m in runs if m != 'swin_t'}
-        if 'official_v1' in runs:
-            ratios['official_v1/focal_fast'] = {k: runs['official_v1'][k] / runs['focal_fast'][k]
-                                                for k in ('forward', 'forward_backward', 'peak_mem_mb')}
+        pairs = [('official_v1', 'focal_fast'), ('official_v2', 'focal_v2_fast'), ('focal_fast', 'focal_v2_fast')]
+        for slow, fast in pairs:
+            if slow in runs:
+                ratios[f'{slow}/{fast}'] = {k: runs[slow][k] / runs[fast][k]
+                                            for k in ('forward', 'forward_backward', 'peak_mem_mb')}
         results['runs'][key]['ratios'] = ratios
         for name, r in ratios.items():
             print(f'{key:14s} {name:24s} fwd {r["forward"]:.2f}x  fwd+bwd {r["forward_backward"]:.2f}x  '

@@ -6,8 +6,9 @@ Usage:
     python tools/analysis/model_table.py --seg-shape 512 2048
     python tools/analysis/model_table.py --readme   # the README model-zoo table, from model-index.yml
 
-Detection FLOPs are counted at 1280x800. UPerNet FLOPs are counted at --seg-shape (default 512x2048, the
-input size Swin's segmentation tables use, which the published UPerNet numbers follow).
+Detection FLOPs are counted at 1280x800. UPerNet FLOPs are counted at --seg-shape, by default crop x 4crop
+(2048x512 for 512 crops, 2560x640 for 640: the input sizes Swin's segmentation tables use, which the published
+UPerNet numbers follow).
 """
 
 import argparse
@@ -24,7 +25,8 @@ def main() -> None:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--no-flops', action='store_true')
-    parser.add_argument('--seg-shape', type=int, nargs=2, default=(512, 2048), metavar=('H', 'W'))
+    parser.add_argument('--seg-shape', type=int, nargs=2, default=None, metavar=('H', 'W'),
+                        help='UPerNet input size (default: crop height x 4 crop widths)')
     parser.add_argument('--filter', default='', help='only configs whose path contains this')
     parser.add_argument('--readme', action='store_true',
                         help='print the README model-zoo table (paper numbers from model-index.yml) and exit')
@@ -48,7 +50,10 @@ def main() -> None:
             continue  # 1x and 3x build the same model; references without published counts are skipped
         seen.add(key)
         cfg = Config.fromfile(osp.join(REPO, rel))
-        shape = tuple(args.seg_shape) if cfg.get('default_scope') == 'mmseg' else None
+        shape = None
+        if cfg.get('default_scope') == 'mmseg':
+            crop = cfg.get('crop_size', (512, 512))
+            shape = tuple(args.seg_shape) if args.seg_shape else (crop[0], 4 * crop[1])
         res = complexity(cfg, shape, flops=not args.no_flops)
         paper_params, paper_flops = entry.params_m, entry.flops_g
         params = res['params'] / 1e6

@@ -63,7 +63,7 @@ class FocalTransformer(BaseModule):
     """Focal Transformer backbone (v1) returning multi-scale NCHW features.
 
     Args:
-        arch: Preset ``'tiny'``, ``'small'`` or ``'base'`` (or ``'t'``/``'s'``/``'b'``); explicit
+        arch: Preset ``'tiny'``, ``'small'``, ``'base'`` or ``'large'`` (or ``'t'``/``'s'``/``'b'``/``'l'``); explicit
             ``embed_dims``/``depths``/``num_heads`` override it.
         in_channels: Image channels.
         embed_dims: Stage-1 channels C0 (stage i has C0 * 2^i).
@@ -110,8 +110,11 @@ class FocalTransformer(BaseModule):
         'tiny': dict(embed_dims=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24)),
         'small': dict(embed_dims=96, depths=(2, 2, 18, 2), num_heads=(3, 6, 12, 24)),
         'base': dict(embed_dims=128, depths=(2, 2, 18, 2), num_heads=(4, 8, 16, 32)),
+        # Focal-L (ImageNet-22K; no configuration or weights released): Swin-L's widths, depths and heads; the
+        # Focal-L UPerNet config says what else was inferred and why.
+        'large': dict(embed_dims=192, depths=(2, 2, 18, 2), num_heads=(6, 12, 24, 48)),
     }
-    arch_aliases = {'t': 'tiny', 's': 'small', 'b': 'base'}
+    arch_aliases = {'t': 'tiny', 's': 'small', 'b': 'base', 'l': 'large'}
 
     def __init__(self,
                  arch: str = 'tiny',

@@ -28,7 +28,8 @@ class FocalTransformerV2(FocalTransformer):
     """Focal-fast (v2) backbone returning multi-scale NCHW features; the output contract of v1.
 
     Args:
-        arch: Preset ``'tiny'``, ``'small'`` or ``'base'`` (the released Focal-fast-T/S/B).
+        arch: Preset ``'tiny'``, ``'small'`` or ``'base'`` (the released Focal-fast-T/S/B; ``'large'`` has no
+            released v2 weights).
         in_channels: Image channels.
         embed_dims: Stage-1 channels C0; overrides the preset.
         depths: Blocks per stage; overrides the preset.

@@ -46,6 +46,13 @@ OFFICIAL_CHECKPOINTS = tuple(f'focal-{size}{stem}-is224-ws7.pth' for size in ('t
                                  f'focalv2-{size}-useconv-is224-ws7.pth' for size in ('tiny', 'small', 'base'))
 
 
+# Checkpoints the paper used but never released (configs name them so users know what to put there).
+UNRELEASED_CHECKPOINTS = {
+    'focal-large-useconv-is384-ws12-in22k.pth': 'the ImageNet-22K Focal-L weights were never released; put your own '
+                                                '22K-pretrained Focal-L (arch="large", window 12) weights',
+}
+
+
 def official_checkpoint_url(path: str) -> Optional[str]:
     """The official download URL of a checkpoint kept under its release name, else ``None``.
 
@@ -79,8 +86,12 @@ def check_checkpoint_exists(path: str, what: str = 'FocalTransformer init_cfg ch
     if '://' in path or os.path.isfile(os.path.expanduser(path)):
         return
     url = official_checkpoint_url(path)
-    where = f'download it from {url}' if url else 'download the official ImageNet checkpoint (README, ' \
-        '"Pretrained weights")'
+    if url:
+        where = f'download it from {url}'
+    elif os.path.basename(path) in UNRELEASED_CHECKPOINTS:
+        where = UNRELEASED_CHECKPOINTS[os.path.basename(path)]
+    else:
+        where = 'download the official ImageNet checkpoint (README, "Pretrained weights")'
     raise FileNotFoundError(f'{what} not found: {path!r}: {where} into that path, or set init_cfg=None to train '
                             'from scratch.')
 
