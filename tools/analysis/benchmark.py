@@ -242,6 +242,8 @@ def main() -> None:
     parser.add_argument('--repeat', type=int, default=4)
     parser.add_argument('--out', default='work_dirs/benchmark')
     parser.add_argument('--quick', action='store_true', help='160x160 batch 1 only (smoke test)')
+    parser.add_argument('--models', default=','.join(MODELS),
+                        help=f'comma-separated subset of {",".join(MODELS)} (default: all)')
     parser.add_argument('--_worker', nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     import warnings
@@ -257,6 +259,10 @@ def main() -> None:
         return
 
     import torch
+    unknown = set(args.models.split(',')) - set(MODELS)
+    if unknown or 'swin_t' not in args.models.split(','):
+        parser.error(f'--models: unknown {sorted(unknown)}' if unknown else '--models: swin_t is the baseline of '
+                     'every ratio; keep it')
     sizes = [(1, 160, 160)] if args.quick else SIZES
     device = (torch.cuda.get_device_name(0) if torch.cuda.is_available() else
               f'CPU {platform.processor() or platform.machine()}')
@@ -267,7 +273,8 @@ def main() -> None:
         key = f'{h}x{w} b{b}'
         results['runs'][key] = {}
         # the official models only run at their build size 224
-        names = [n for n in MODELS if n not in OFFICIAL or (getattr(args, OFFICIAL[n]) and (h, w) == (224, 224))]
+        names = [n for n in MODELS if n in args.models.split(',')
+                 and (n not in OFFICIAL or (getattr(args, OFFICIAL[n]) and (h, w) == (224, 224)))]
         cmd = [sys.executable, __file__, '--threads', str(args.threads), '--repeat', str(args.repeat)]
         if args.official:
             cmd += ['--official', args.official]
@@ -293,7 +300,7 @@ def main() -> None:
                   for m in runs if m != 'swin_t'}
         pairs = [('official_v1', 'focal_fast'), ('official_v2', 'focal_v2_fast'), ('focal_fast', 'focal_v2_fast')]
         for slow, fast in pairs:
-            if slow in runs:
+            if slow in runs and fast in runs:
                 ratios[f'{slow}/{fast}'] = {k: runs[slow][k] / runs[fast][k]
                                             for k in ('forward', 'forward_backward', 'peak_mem_mb')}
         results['runs'][key]['ratios'] = ratios

@@ -34,6 +34,7 @@ from mmcv.cnn.bricks.drop import DropPath
 from mmengine.model import BaseModule
 
 from ...ops import get_attention_settings, scratch
+from .focal_attention import exporting
 from .focal_block import FocalMlp, build_pool_layers, pool_windows
 from .focal_geometry import window_partition, window_reverse
 
@@ -145,6 +146,30 @@ def focal_v2_geometry(hw: Tuple[int, int], window_size: int, topk: int, device: 
     return geo
 
 
+class _BiasLookup(torch.autograd.Function):
+    """``table[:, query_code - key_code]`` with a fast backward.
+
+    Autograd's backward of ``index_select`` along the offsets is ``index_add_``, ~20x slower on CPU than
+    ``scatter_add_`` with the index broadcast over the heads; the offsets are recomputed from the two small
+    code tables instead of saving a (windows * s2 * keys) index.
+    """
+
+    @staticmethod
+    def forward(ctx, table: torch.Tensor, query_code: torch.Tensor, key_code: torch.Tensor) -> torch.Tensor:
+        code = query_code - key_code  # (nW, s2, N)
+        ctx.save_for_backward(query_code, key_code)
+        ctx.n_offsets = table.shape[1]
+        return table.index_select(1, code.flatten()).view(-1, *code.shape)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple:
+        query_code, key_code = ctx.saved_tensors
+        code = (query_code - key_code).flatten().long()
+        grad = grad.reshape(grad.shape[0], -1)
+        grad_table = grad.new_zeros(grad.shape[0], ctx.n_offsets).scatter_add_(1, code.expand_as(grad), grad)
+        return grad_table, None, None
+
+
 class FocalV2Attention(BaseModule):
     """Focal-fast attention of one block (official v2 ``WindowAttention``), any input size.
 
@@ -160,7 +185,7 @@ class FocalV2Attention(BaseModule):
         proj_drop: Dropout after the output projection.
         attn_impl: ``'fast'`` (bias table per distinct offset, fused attention) or ``'reference'`` (the
             official formulation: the MLP on every (query, key) coordinate, explicit logits and softmax;
-            also used for attention dropout > 0).
+            also used for attention dropout > 0 and while exporting).
         init_cfg: mmengine init config.
     """
 
@@ -222,8 +247,7 @@ class FocalV2Attention(BaseModule):
             return torch.cat(parts, dim=2).permute(0, 3, 1, 2)
         table = self.bias_table(geo) if table is None else table
         n_keys = sum(geo.n_keys[:self.focal_level])
-        code = geo.query_code[windows] - geo.key_code[windows, :, :n_keys]  # (nW, s2, N)
-        return table.index_select(1, code.flatten()).view(-1, *code.shape).transpose(0, 1)
+        return _BiasLookup.apply(table, geo.query_code[windows], geo.key_code[windows, :, :n_keys]).transpose(0, 1)
 
     def forward(self, x: torch.Tensor, hw: Tuple[int, int], pooled: Optional[torch.Tensor]) -> torch.Tensor:
         """Attend on a padded map.
@@ -253,7 +277,8 @@ class FocalV2Attention(BaseModule):
         if n_pooled:
             src[:, h * w:] = F.linear(pooled, self.qkv.weight[c:],
                                       None if self.qkv.bias is None else self.qkv.bias[c:]).view(b, n_pooled, 2 * c)
-        reference = self.attn_impl == 'reference' or (self.training and self.attn_drop.p > 0)
+        # exporters (ONNX, tracing) cannot follow the reused buffers of the CPU pieces: standard operators instead
+        reference = self.attn_impl == 'reference' or (self.training and self.attn_drop.p > 0) or exporting()
         if not reference and x.device.type == 'cpu' and not torch.is_grad_enabled():
             return window_reverse(self.proj_drop(self.proj(self._attend_in_pieces(q, src, index, geo, n_keys))),
                                   s, hp, wp)
