@@ -112,12 +112,16 @@ def test_inference_pieces_equal_the_whole_map(piece_bytes: int) -> None:
         assert (a - b).abs().max().item() <= 1e-5
 
 
-def test_training_gradients_reach_every_parameter_and_match_the_reference() -> None:
+@pytest.mark.parametrize('settings', [dict(), dict(piece_bytes=1), dict(cpu_flash=False)])
+def test_training_gradients_reach_every_parameter_and_match_the_reference(settings: dict) -> None:
+    # default: the CPU training core (flash forward, own backward) where torch has the op; piece_bytes=1: one
+    # window per piece; cpu_flash=False: autograd through SDPA (torch 2.1, other devices)
     grads = []
+    x = torch.randn(2, 3, 90, 61)
     for impl in ('fast', 'reference'):
         model = small_model(attn_impl=impl).train()
-        x = torch.randn(2, 3, 90, 61)
-        sum(f.square().mean() for f in model(x)).backward()
+        with attention_settings(**settings):
+            sum(f.square().mean() for f in model(x)).backward()
         assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters()), impl
         grads.append({n: p.grad for n, p in model.named_parameters()})
     for name, g in grads[0].items():

@@ -24,7 +24,7 @@ of the window size). Here they are computed per map size, with exactly the offic
 
 import math
 from collections import OrderedDict
-from typing import NamedTuple, Optional, Tuple
+from typing import List, NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -33,7 +33,7 @@ from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks.drop import DropPath
 from mmengine.model import BaseModule
 
-from ...ops import get_attention_settings, scratch
+from ...ops import accumulate_dtype, flash_cpu_op, get_attention_settings, scratch
 from .focal_attention import exporting
 from .focal_block import FocalMlp, build_pool_layers, pool_windows
 from .focal_geometry import window_partition, window_reverse
@@ -170,6 +170,80 @@ class _BiasLookup(torch.autograd.Function):
         return grad_table, None, None
 
 
+def _pieces(n_windows: int, n_keys: int, row_bytes: int) -> List[slice]:
+    """Equal pieces of windows whose gathered keys and biases fit ``AttentionSettings.piece_bytes``."""
+    step = max(1, get_attention_settings().piece_bytes // max(1, n_keys * row_bytes))
+    step = math.ceil(n_windows / math.ceil(n_windows / step))
+    return [slice(start, min(n_windows, start + step)) for start in range(0, n_windows, step)]
+
+
+class _FocalV2Core(torch.autograd.Function):
+    """Training attention on CPU from queries, key/value sources and the bias table, with its own backward.
+
+    Autograd through the gather, the bias lookup and SDPA's math path keeps the gathered keys, the biases and
+    the probabilities of every window until the backward pass, and zero-fills whole-map gradient buffers. Here
+    PyTorch's CPU flash kernel runs forward piece by piece and only its log-sum-exp is kept; backward gathers
+    the keys and looks the biases up again, recomputes the probabilities per piece, scatters the key/value
+    gradients to the source rows (``index_add_``) and the bias gradients to the table (``scatter_add_``).
+    """
+
+    @staticmethod
+    def forward(ctx, q: torch.Tensor, src: torch.Tensor, table: torch.Tensor, index: torch.Tensor,
+                query_code: torch.Tensor, key_code: torch.Tensor, scale: float) -> torch.Tensor:
+        b, nw, heads, s2, d = q.shape
+        n_keys = key_code.shape[-1]
+        out = q.new_empty(b, nw, heads, s2, d)
+        lse = q.new_empty(b, nw, heads, s2, dtype=accumulate_dtype(q.dtype))
+        pieces = _pieces(nw, n_keys, (src.shape[-1] + heads * s2) * src.element_size())
+        for windows in pieces:
+            bias = table.index_select(1, (query_code[windows] - key_code[windows]).flatten())
+            bias = bias.view(heads, -1, s2, n_keys).transpose(0, 1)
+            idx = index.view(nw, n_keys)[windows].flatten()
+            for i in range(b):
+                kv = torch.index_select(src[i], 0, idx, out=scratch.get('v2_kv', (idx.numel(), src.shape[-1]), src))
+                kv = kv.view(-1, n_keys, 2, heads, d)
+                o, m = flash_cpu_op()(q[i, windows], kv[:, :, 0].transpose(1, 2), kv[:, :, 1].transpose(1, 2), 0.,
+                                      False, attn_mask=bias, scale=scale)
+                out[i, windows], lse[i, windows] = o, m
+        ctx.save_for_backward(q, src, table, index, query_code, key_code, out, lse)
+        ctx.scale, ctx.pieces = scale, pieces
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor) -> tuple:
+        q, src, table, index, query_code, key_code, out, lse = ctx.saved_tensors
+        b, nw, heads, s2, d = q.shape
+        n_keys, scale = key_code.shape[-1], ctx.scale
+        grad_out = grad_out.contiguous()
+        delta = (grad_out * out).sum(-1, keepdim=True)  # rowsum(dP * P) == rowsum(dO * O)
+        grad_q = torch.empty_like(q)
+        grad_src = torch.zeros_like(src)
+        grad_table = torch.zeros_like(table)
+        for windows in ctx.pieces:
+            code = (query_code[windows] - key_code[windows]).flatten()
+            bias = table.index_select(1, code).view(heads, -1, s2, n_keys).transpose(0, 1)
+            idx = index.view(nw, n_keys)[windows].flatten()
+            grad_bias = None
+            for i in range(b):
+                kv = torch.index_select(src[i], 0, idx, out=scratch.get('v2_kv', (idx.numel(), src.shape[-1]), src))
+                kv = kv.view(-1, n_keys, 2, heads, d)
+                k, v = kv[:, :, 0].transpose(1, 2), kv[:, :, 1].transpose(1, 2)  # (nWc, h, N, d)
+                q_c, grad_o = q[i, windows], grad_out[i, windows]
+                attn = torch.matmul(q_c, k.transpose(-1, -2), out=scratch.get('v2_attn', bias.shape, q))
+                attn.mul_(scale).add_(bias).sub_(lse[i, windows].unsqueeze(-1)).exp_()  # probabilities
+                grad_kv = scratch.get('v2_grad_kv', (kv.shape[0], n_keys, 2, heads, d), q)
+                grad_kv[:, :, 1] = torch.matmul(attn.transpose(-1, -2), grad_o).transpose(1, 2)
+                grad_attn = torch.matmul(grad_o, v.transpose(-1, -2))
+                grad_attn.sub_(delta[i, windows]).mul_(attn)  # dS, the gradient of the biased logits
+                grad_bias = grad_attn if grad_bias is None else grad_bias.add_(grad_attn)
+                grad_q[i, windows] = torch.matmul(grad_attn, k).mul_(scale)
+                grad_kv[:, :, 0] = torch.matmul(grad_attn.transpose(-1, -2), q_c).mul_(scale).transpose(1, 2)
+                grad_src[i].index_add_(0, idx, grad_kv.view(idx.numel(), -1))
+            grad_bias = grad_bias.transpose(0, 1).reshape(heads, -1)
+            grad_table.scatter_add_(1, code.long().expand_as(grad_bias), grad_bias)
+        return grad_q, grad_src, grad_table, None, None, None, None
+
+
 class FocalV2Attention(BaseModule):
     """Focal-fast attention of one block (official v2 ``WindowAttention``), any input size.
 
@@ -282,6 +356,14 @@ class FocalV2Attention(BaseModule):
         if not reference and x.device.type == 'cpu' and not torch.is_grad_enabled():
             return window_reverse(self.proj_drop(self.proj(self._attend_in_pieces(q, src, index, geo, n_keys))),
                                   s, hp, wp)
+        if not reference and x.device.type == 'cpu' and flash_cpu_op() is not None:
+            table = self.bias_table(geo).to(q.dtype)
+            if table.requires_grad:
+                scratch.keep_until_backward(table)
+            out = _FocalV2Core.apply(q.contiguous(), src, table, index, geo.query_code, geo.key_code[..., :n_keys],
+                                     self.scale)
+            out = out.transpose(2, 3).reshape(b, nw, s * s, c)
+            return window_reverse(self.proj_drop(self.proj(out)), s, hp, wp)
         bias = self.position_bias(geo, per_pair=reference).to(q.dtype)  # (nW, h, s2, N)
         outs = []
         for i in range(b):  # a window batch per image: the bias is per window, shared by the images
@@ -308,13 +390,9 @@ class FocalV2Attention(BaseModule):
         """
         b, nw, heads, s2, d = q.shape
         table = self.bias_table(geo).to(q.dtype)
-        row = n_keys * (src.shape[-1] + heads * s2) * src.element_size()
-        step = max(1, get_attention_settings().piece_bytes // row)
-        step = math.ceil(nw / math.ceil(nw / step))  # pieces of equal size
         out = q.new_empty(b, nw, s2, heads, d)
-        for start in range(0, nw, step):
-            windows = slice(start, min(nw, start + step))
-            n = windows.stop - start
+        for windows in _pieces(nw, n_keys, (src.shape[-1] + heads * s2) * src.element_size()):
+            n = windows.stop - windows.start
             bias = self.position_bias(geo, table=table, windows=windows)
             idx = index.view(nw, n_keys)[windows].flatten()
             for i in range(b):
