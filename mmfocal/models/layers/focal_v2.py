@@ -345,12 +345,11 @@ class FocalV2Attention(BaseModule):
         q = window_partition(qkv[..., :c], s).view(b, -1, s * s, heads, d).transpose(2, 3)  # (B, nW, h, s2, d)
         nw = q.shape[1]
         # key/value sources: the real tokens' rows, then the pooled tokens' (one row of 2C per token)
-        n_pooled = 0 if pooled is None or self.focal_level < 2 else pooled.shape[1] * pooled.shape[2]
-        src = qkv.new_empty(b, h * w + n_pooled, 2 * c)
-        src[:, :h * w].view(b, h, w, 2 * c).copy_(qkv[:, :h, :w, c:])
-        if n_pooled:
-            src[:, h * w:] = F.linear(pooled, self.qkv.weight[c:],
-                                      None if self.qkv.bias is None else self.qkv.bias[c:]).view(b, n_pooled, 2 * c)
+        sources = [qkv[:, :h, :w, c:].reshape(b, h * w, 2 * c)]
+        if pooled is not None and self.focal_level > 1:
+            kv_pooled = F.linear(pooled, self.qkv.weight[c:], None if self.qkv.bias is None else self.qkv.bias[c:])
+            sources.append(kv_pooled.reshape(b, -1, 2 * c))
+        src = torch.cat(sources, dim=1)
         # exporters (ONNX, tracing) cannot follow the reused buffers of the CPU pieces: standard operators instead
         reference = self.attn_impl == 'reference' or (self.training and self.attn_drop.p > 0) or exporting()
         if not reference and x.device.type == 'cpu' and not torch.is_grad_enabled():
