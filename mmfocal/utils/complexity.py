@@ -80,7 +80,7 @@ def complexity(cfg: Config, shape: Optional[Tuple[int, int]] = None, flops: bool
     from mmengine.analysis import FlopAnalyzer
     cfg = copy.deepcopy(cfg)
     scope = task_of(cfg)
-    if cfg.model.backbone.get('type') == 'FocalTransformer':
+    if cfg.model.backbone.get('type') in ('FocalTransformer', 'FocalTransformerV2'):
         cfg.model.backbone['attn_impl'] = 'reference'
     # Counting needs the heads' initialisation (below), never the ImageNet weights.
     cfg.model.backbone['init_cfg'] = None
