@@ -17,12 +17,16 @@ Usage:
 
 import argparse
 import importlib.util
+import os.path as osp
 import sys
 import warnings
 import zlib
 from typing import Dict, Iterable, List, Tuple
 
 import torch
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from make_parity_fixture import stage_features  # noqa: E402  (same hooks for the v1 and v2 models)
 
 # The released configs focalv2_{tiny,small}_useconv_patch4_window7_224 (drop path off for inference).
 ARCHS = {
@@ -85,21 +89,6 @@ def load_official(path: str):
     return module
 
 
-def stage_features(model: torch.nn.Module, x: torch.Tensor) -> List[torch.Tensor]:
-    """Outputs of the last block of every stage, before downsampling, as NCHW."""
-    feats: List[torch.Tensor] = []
-    hooks = []
-    for layer in model.layers:
-        h, w = layer.input_resolution
-        hooks.append(layer.blocks[-1].register_forward_hook(
-            lambda m, i, o, h=h, w=w: feats.append(o.view(o.shape[0], h, w, -1).permute(0, 3, 1, 2).contiguous())))
-    with torch.no_grad():
-        model(x)
-    for hook in hooks:
-        hook.remove()
-    return feats
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('official_py', help='path to classification/focal_transformer_v2.py of the official repo')
@@ -116,7 +105,7 @@ def main() -> None:
             assert not unexpected and all('topk_cloest' in k or 'window_coords' in k for k in missing), missing
             # ~uniform(-2, 2), like a normalised image
             x = deterministic_weights([('input', (1, 3, h, w))])['input'] * 4
-            feats = stage_features(model, x)
+            feats = stage_features(official, model, x)
             state = model.state_dict()
             fixture[f'{arch}/{h}x{w}'] = dict(
                 arch=arch, input=x, features=feats,
