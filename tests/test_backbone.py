@@ -373,13 +373,20 @@ def test_attention_dropout_trains_and_is_off_in_eval() -> None:
         assert (model(x)[3] - ref(x)[3]).abs().max() <= 1e-4
 
 
-def test_bf16_autocast_training_step_on_cpu_is_finite() -> None:
+def test_bf16_autocast_training_step_on_cpu_is_close_to_fp32() -> None:
+    # bf16 autocast through the training core: the gradients of every parameter against the fp32 step. Measured
+    # relative L2 error of all gradients together 3.3-3.9% (three seeds, 2026-12-01); a wrong backward is ~100%.
     model = small_model().train()
-    with torch.autocast('cpu', dtype=torch.bfloat16):
-        feats = model(torch.rand(2, 3, 64, 96))
-    sum(f.float().square().mean() for f in feats).backward()
-    grads = [p.grad for p in model.parameters() if p.requires_grad]
-    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    x = torch.rand(2, 3, 64, 96)
+    grads = []
+    for bf16 in (False, True):
+        model.zero_grad()
+        with torch.autocast('cpu', dtype=torch.bfloat16, enabled=bf16):
+            feats = model(x)
+        sum(f.float().square().mean() for f in feats).backward()
+        assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
+    assert (grads[1] - grads[0]).norm() <= 8e-2 * grads[0].norm()
 
 
 def test_attention_scratch_is_released_after_the_forward() -> None:

@@ -130,16 +130,20 @@ def test_training_gradients_reach_every_parameter_and_match_the_reference(settin
 
 def test_with_cp_and_frozen_stages_work_as_in_v1() -> None:
     model = small_model(with_cp=True, frozen_stages=1).train()
-    reference = small_model().train()
-    x = torch.randn(1, 3, 64, 64, requires_grad=True)
-    out = model(x)
-    ref = reference(x)
+    reference = small_model(frozen_stages=1).train()
+    x = torch.randn(1, 3, 64, 64)
+    out, ref = model(x), reference(x)
     for a, b in zip(out, ref):
         assert (a - b).abs().max().item() <= 1e-6
-    sum(f.sum() for f in out).backward()
+    sum(f.square().sum() for f in out).backward()
+    sum(f.square().sum() for f in ref).backward()
     assert not any(p.requires_grad for p in model.patch_embed.parameters())
     assert not any(p.requires_grad for p in model.layers[0].parameters())
-    assert all(p.grad is not None for p in model.layers[2].parameters())
+    trained = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    assert trained and all(p.grad is not None for _, p in trained)
+    theirs = dict(reference.named_parameters())
+    for name, p in trained:  # checkpointing recomputes the blocks: the gradients must not change
+        assert torch.allclose(p.grad, theirs[name].grad, atol=1e-6, rtol=1e-5), name
 
 
 @pytest.mark.parametrize('kwargs,message', [

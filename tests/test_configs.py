@@ -11,7 +11,7 @@ from mmengine.config import Config
 
 from mmfocal.models.utils import official_checkpoint_url
 from mmfocal.utils.complexity import complexity
-from mmfocal.utils.model_index import load_model_index, model_key, readme_table
+from mmfocal.apis.model_index import load_model_index, method_readmes, model_key, readme_table
 from mmfocal.utils.config import build_model, count_parameters, syncbn_to_bn
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -73,6 +73,14 @@ def test_model_index_lists_every_config_and_only_existing_ones() -> None:
     # with the Focal-fast (v2) backbones, which it does not have
     assert all(e.metrics for e in INDEX if e.config.endswith(('_3x.py', '_ade20k.py')) and 'fast' not in e.config)
     assert not any(e.metrics or e.params_m for e in INDEX if 'focal_fast' in e.config)
+
+
+def test_every_method_readme_is_generated_from_its_metafile() -> None:
+    generated = method_readmes(REPO)
+    assert len(generated) == len(glob.glob(osp.join(REPO, 'configs', '*', 'metafile.yml')))
+    for path, text in generated.items():
+        assert open(osp.join(REPO, path)).read() == text, \
+            f'{path} is out of date: run `python tools/analysis/model_table.py --method-readmes`'
 
 
 def test_readme_model_zoo_table_is_generated_from_the_index() -> None:

@@ -16,9 +16,14 @@ import mmfocal
 from mmfocal.utils.checkpoint_compat import safe_torch_load
 
 
-def test_version_is_exposed() -> None:
+def test_version_is_the_installed_distributions_and_a_valid_release() -> None:
+    # the version users see (mmfocal.__version__) is the one pip installed (the package metadata from setup.py)
+    import importlib.metadata
+
+    from packaging.version import Version
     from mmfocal.version import __version__
-    assert mmfocal.__version__ == __version__ and __version__.count('.') == 2
+    assert mmfocal.__version__ == __version__ == importlib.metadata.version('mmfocal')
+    assert not Version(__version__).is_devrelease and len(Version(__version__).release) == 3
 
 
 @pytest.mark.parametrize('scope', ['mmdet', 'mmseg'])

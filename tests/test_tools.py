@@ -107,7 +107,8 @@ def _first_image_objects(dump: str) -> tuple:
 @pytest.mark.demo
 def test_make_demo_reaches_its_numbers_and_finds_each_object_once(tmp_path) -> None:
     """`make demo` as the README promises: box and mask AP >= 0.5, mIoU >= 80, readable pictures."""
-    from mmfocal.utils.visualization import match_detections
+    sys.path.insert(0, osp.join(REPO, 'tools'))
+    from visualize import match_detections
     work = tmp_path / 'demo'
     out = tool('tools/demo.py', '--work-dir', str(work)).stdout
     det = scalars(str(work / 'mask_rcnn' / 'test'))[-1]
@@ -263,7 +264,7 @@ def test_missing_pretrained_backbone_is_a_clear_error(tmp_path) -> None:
 
 
 def test_default_work_dirs_of_same_named_configs_differ(tmp_path) -> None:
-    from mmfocal.utils.cli import load_tool_config
+    from mmfocal.apis import load_tool_config
     dirs = set()
     for method in ('retinanet', 'mask_rcnn', 'atss'):
         cfg, _ = load_tool_config(osp.join(REPO, 'configs', method, 'focal_tiny_1x.py'), None, 'none', None)

@@ -1,12 +1,15 @@
-"""The demo's pictures and curves (mmfocal.utils.visualization)."""
+"""The demo's pictures and curves (tools/visualize.py)."""
 
 import json
+import os.path as osp
+import sys
 
 import numpy as np
 import pytest
 
-from mmfocal.utils.visualization import (_place_label, draw_detections, draw_segmentation, match_detections,
-                                         plot_training_curves, read_scalars, side_by_side)
+sys.path.insert(0, osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'tools'))
+from visualize import (_place_label, draw_detections, draw_segmentation, match_detections,  # noqa: E402
+                       plot_training_curves, read_scalars, side_by_side)
 
 CLASSES = ('square', 'disc', 'cross')
 PALETTE = [(220, 60, 60), (60, 200, 80), (60, 90, 230)]

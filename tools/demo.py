@@ -25,6 +25,7 @@ from typing import Dict, List, Optional
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
+sys.path.insert(0, osp.join(REPO, 'tools'))  # visualize
 DATA = 'data/demo'
 JOBS = {
     'mask_rcnn': dict(config='configs/demo/mask_rcnn_focal_tiny_demo.py',
@@ -57,7 +58,7 @@ def newest_log(work_dir: str) -> Optional[str]:
 
 def last_metrics(work_dir: str) -> Dict[str, float]:
     """The last metrics record of the newest run's json log (empty if none)."""
-    from mmfocal.utils.visualization import read_scalars
+    from visualize import read_scalars
     log = newest_log(work_dir)
     records = [r for r in read_scalars(log) if any(k.startswith(('coco/', 'mIoU')) for k in r)] if log else []
     return records[-1] if records else {}
@@ -110,7 +111,7 @@ def main() -> None:
         run([py, 'tools/infer.py', job['image'], job['config'], checkpoint, '--out', picture, '--gt', job['gt'],
              '--score-thr', str(SCORE_THR), '--dump', osp.join(work, f'{name}_prediction.json')])
         curves = osp.join(work, f'{name}_training_curves.png')
-        from mmfocal.utils.visualization import plot_training_curves, read_scalars
+        from visualize import plot_training_curves, read_scalars
         plot_training_curves(read_scalars(train_log), osp.join(REPO, curves), title=f'{name} demo (Focal-T)')
         metrics = last_metrics(osp.join(REPO, work, 'test'))
         summary.append(f'{name}: ' + ', '.join(f'{label} {three_digits(metrics.get(key))}'

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from mmengine.config import Config
 
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # tool_runner, visualize (also when loaded by path)
 
 
 def lower_test_score_thr(cfg: 'Config', score_thr: float) -> None:
@@ -101,7 +102,7 @@ def main() -> None:
         sys.exit(f'error: {exc}')
     syncbn_to_bn(cfg, distributed=False)
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-    from mmfocal.utils.visualization import draw_detections, draw_segmentation, side_by_side
+    from visualize import draw_detections, draw_segmentation, side_by_side
     if args.gt and not osp.isfile(args.gt):
         sys.exit(f'error: ground truth not found: {args.gt}')
     if scope == 'mmdet':

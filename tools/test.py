@@ -13,11 +13,12 @@ import os.path as osp
 import sys
 
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # tool_runner, visualize (also when loaded by path)
 
 
 def parse_args() -> argparse.Namespace:
     """Command-line arguments, as in mmdet's and mmseg's tools/test.py."""
-    from mmfocal.utils.cli import add_launcher_args
+    from tool_runner import add_launcher_args
     parser = argparse.ArgumentParser(description='Test (and evaluate) a model')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
@@ -33,7 +34,7 @@ def build_config(args: argparse.Namespace):
     """Load and prepare the config; raise UserError on bad input."""
     from mmengine.config import ConfigDict
 
-    from mmfocal.utils.cli import UserError, check_dataset_paths, load_tool_config
+    from mmfocal.apis import UserError, check_dataset_paths, load_tool_config
     if not osp.isfile(args.checkpoint):
         raise UserError(f'checkpoint not found: {args.checkpoint} (train one with tools/train.py, '
                         'or give the path of a downloaded one)')
@@ -72,7 +73,7 @@ def build_config(args: argparse.Namespace):
 
 def main() -> None:
     """Entry point."""
-    from mmfocal.utils.cli import run_tool
+    from tool_runner import run_tool
     run_tool(parse_args(), build_config, lambda runner: runner.test())
 
 

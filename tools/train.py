@@ -14,11 +14,12 @@ import os.path as osp
 import sys
 
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # tool_runner, visualize (also when loaded by path)
 
 
 def parse_args() -> argparse.Namespace:
     """Command-line arguments, as in mmdet's and mmseg's tools/train.py."""
-    from mmfocal.utils.cli import add_launcher_args
+    from tool_runner import add_launcher_args
     parser = argparse.ArgumentParser(description='Train a detector or segmentor')
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and models')
@@ -32,7 +33,7 @@ def parse_args() -> argparse.Namespace:
 
 def build_config(args: argparse.Namespace):
     """Load the config and apply the command-line options; raise UserError on bad input."""
-    from mmfocal.utils.cli import (UserError, check_dataset_paths, check_pretrained_files, check_resume_matches,
+    from mmfocal.apis import (UserError, check_dataset_paths, check_pretrained_files, check_resume_matches,
                                    load_tool_config)
     cfg, scope = load_tool_config(args.config, args.cfg_options, args.launcher, args.work_dir)
     if args.amp:
@@ -65,7 +66,7 @@ def build_config(args: argparse.Namespace):
 
 def main() -> None:
     """Entry point."""
-    from mmfocal.utils.cli import run_tool
+    from tool_runner import run_tool
     run_tool(parse_args(), build_config, lambda runner: runner.train())
 
 

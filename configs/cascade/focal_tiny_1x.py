@@ -3,7 +3,7 @@
 # decoded-box GIoU loss, weight 10).
 _base_ = [
     'mmdet::_base_/models/cascade-mask-rcnn_r50_fpn.py', 'mmdet::_base_/datasets/coco_instance.py',
-    '../_base_/focal_det_schedule_1x.py'
+    '../_base_/schedules/focal_adamw_1x.py', '../_base_/default_runtime.py'
 ]
 
 
@@ -24,7 +24,16 @@ def _bbox_head(stds):
 
 
 model = dict(
-    backbone={{_base_.focal_tiny_det_backbone}},
+    backbone=dict(
+        _delete_=True,
+        type='FocalTransformer',
+        arch='tiny',
+        focal_windows=(15, 13, 9, 7),
+        expand_sizes=(3, 3, 3, 3),
+        drop_path_rate=0.2,
+        out_indices=(0, 1, 2, 3),
+        with_cp=False,
+        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/focal-tiny-is224-ws7.pth')),
     neck=dict(in_channels=[96, 192, 384, 768]),
     roi_head=dict(bbox_head=[
         _bbox_head([0.1, 0.1, 0.2, 0.2]),

@@ -1,4 +1,15 @@
 # Mask R-CNN + Focal-fast-T (v2), 1x (12 epochs), single scale 1333x800: the Focal-T 1x recipe with the faster
 # v2 backbone and its released ImageNet-1K checkpoint. The paper has no Focal-fast results: no target numbers.
 _base_ = './focal_tiny_1x.py'
-model = dict(backbone={{_base_.focal_fast_tiny_det_backbone}})
+# The released checkpoint's settings (conv embedding, 128 nearest keys per level); nothing is resized on load
+# (the nearest-key indices are recomputed per map size).
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='FocalTransformerV2',
+        arch='tiny',
+        focal_topk=128,
+        drop_path_rate=0.2,
+        out_indices=(0, 1, 2, 3),
+        with_cp=False,
+        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/focalv2-tiny-useconv-is224-ws7.pth')))

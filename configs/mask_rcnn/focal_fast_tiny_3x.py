@@ -1,4 +1,13 @@
 # Mask R-CNN + Focal-fast-T (v2), 3x (36 epochs), multi-scale [480, 800] with the Swin recipe's crop branch:
 # the Focal-T 3x recipe with the v2 backbone. The paper has no Focal-fast results: no target numbers.
 _base_ = './focal_tiny_3x.py'
-model = dict(backbone={{_base_.focal_fast_tiny_det_backbone}})
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='FocalTransformerV2',
+        arch='tiny',
+        focal_topk=128,
+        drop_path_rate=0.2,
+        out_indices=(0, 1, 2, 3),
+        with_cp=False,
+        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/focalv2-tiny-useconv-is224-ws7.pth')))

@@ -5,14 +5,18 @@
 # warm-up, steps at 27 and 33 of 36 epochs, batch 16 (8 GPUs x 2); it trained in fp16 (tools/train.py --amp).
 _base_ = [
     '../_base_/models/reppoints_v2_bifpn_qfl.py', 'mmdet::_base_/datasets/coco_detection.py',
-    'mmdet::_base_/schedules/schedule_1x.py', 'mmdet::_base_/default_runtime.py', '../_base_/focal_common.py'
+    '../_base_/schedules/focal_adamw_1x.py', '../_base_/default_runtime.py'
 ]
-train_dataloader = dict(dataset=dict(pipeline={{_base_.rpd_ms_train_pipeline}}))
+train_pipeline = [
+    dict(type='LoadImageFromFile', backend_args=None),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='RandomChoiceResize', scales=[(1333, s) for s in range(480, 961, 32)], keep_ratio=True),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackDetInputs')
+]
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 train_cfg = dict(max_epochs=36)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=500),
     dict(type='MultiStepLR', begin=0, end=36, by_epoch=True, milestones=[27, 33], gamma=0.1)
 ]
-# Swin's AdamW is the one the Focal configs use (focal_common.py)
-optim_wrapper = {{_base_.focal_optim_wrapper}}
-auto_scale_lr = dict(enable=False, base_batch_size=16)

@@ -1,6 +1,5 @@
 # RetinaNet + Focal-B, 1x. Paper numbers: metafile.yml.
 _base_ = './focal_tiny_1x.py'
-pretrained = 'checkpoints/focal-base-is224-ws7.pth'
 model = dict(
-    backbone=dict(arch='base', drop_path_rate=0.3, init_cfg=dict(checkpoint=pretrained)),
+    backbone=dict(arch='base', drop_path_rate=0.3, init_cfg=dict(checkpoint='checkpoints/focal-base-is224-ws7.pth')),
     neck=dict(in_channels=[256, 512, 1024]))

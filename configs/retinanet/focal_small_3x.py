@@ -1,5 +1,4 @@
 # RetinaNet + Focal-S, 3x (36 epochs), multi-scale [480, 800] without the crop branch.
-_base_ = './focal_small_1x.py'
-train_dataloader = dict(dataset=dict(pipeline={{_base_.det_ms_train_pipeline}}))
-train_cfg = dict(max_epochs=36)
-param_scheduler = {{_base_.focal_3x_param_scheduler}}
+_base_ = './focal_tiny_3x.py'
+model = dict(
+    backbone=dict(arch='small', drop_path_rate=0.2, init_cfg=dict(checkpoint='checkpoints/focal-small-is224-ws7.pth')))

@@ -1,11 +1,32 @@
 # Sparse R-CNN + Focal-T, 1x, 300 proposals (no paper target; the paper reports 3x only).
 # Optimizer: the paper's shared AdamW (lr 1e-4, wd 0.05); the template's clip_grad (max_norm 1) is kept by the merge.
-_base_ = ['mmdet::sparse_rcnn/sparse-rcnn_r50_fpn_1x_coco.py', '../_base_/focal_common.py']
+_base_ = 'mmdet::sparse_rcnn/sparse-rcnn_r50_fpn_1x_coco.py'
 num_proposals = 300
 model = dict(
-    backbone={{_base_.focal_tiny_det_backbone}},
+    backbone=dict(
+        _delete_=True,
+        type='FocalTransformer',
+        arch='tiny',
+        focal_windows=(15, 13, 9, 7),
+        expand_sizes=(3, 3, 3, 3),
+        drop_path_rate=0.2,
+        out_indices=(0, 1, 2, 3),
+        with_cp=False,
+        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/focal-tiny-is224-ws7.pth')),
     neck=dict(in_channels=[96, 192, 384, 768]),
     rpn_head=dict(num_proposals=num_proposals),
     test_cfg=dict(_delete_=True, rpn=None, rcnn=dict(max_per_img=num_proposals)))
-optim_wrapper = {{_base_.focal_optim_wrapper}}
-param_scheduler = {{_base_.focal_1x_param_scheduler}}
+# the schedule of ../_base_/schedules/focal_adamw_1x.py, written out: this config's base is a complete mmdet
+# config, which already has these keys
+optim_wrapper = dict(
+    type='OptimWrapper',
+    optimizer=dict(_delete_=True, type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05),
+    paramwise_cfg=dict(custom_keys={
+        'relative_position_bias_table': dict(decay_mult=0.),
+        'norm': dict(decay_mult=0.)
+    }))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=1000),
+    dict(type='MultiStepLR', begin=0, end=12, by_epoch=True, milestones=[8, 11], gamma=0.1)
+]
+custom_imports = dict(imports=['mmfocal'], allow_failed_imports=False)

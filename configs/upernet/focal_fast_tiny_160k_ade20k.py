@@ -2,7 +2,6 @@
 # with the faster v2 backbone and its released ImageNet-1K checkpoint. The paper has no Focal-fast results:
 # no target numbers.
 _base_ = './focal_tiny_160k_ade20k.py'
-pretrained = 'checkpoints/focalv2-tiny-useconv-is224-ws7.pth'
 model = dict(
     backbone=dict(
         _delete_=True,
@@ -11,4 +10,4 @@ model = dict(
         focal_topk=128,
         drop_path_rate=0.3,
         out_indices=(0, 1, 2, 3),
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained)))
+        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/focalv2-tiny-useconv-is224-ws7.pth')))

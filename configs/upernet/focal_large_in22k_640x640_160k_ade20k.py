@@ -15,12 +15,12 @@
 #   iterations, batch 16), drop path 0.3 as for the T/S/B configs.
 # - Checkpoint name: the paper's ImageNet-22K model (not released: put your own 22K weights there).
 _base_ = './focal_tiny_160k_ade20k.py'
-pretrained = 'checkpoints/focal-large-useconv-is384-ws12-in22k.pth'
 crop_size = (640, 640)
 data_preprocessor = dict(size=crop_size)
 model = dict(
     data_preprocessor=data_preprocessor,
-    backbone=dict(arch='large', window_size=12, expand_sizes=0, init_cfg=dict(checkpoint=pretrained)),
+    backbone=dict(arch='large', window_size=12, expand_sizes=0,
+                  init_cfg=dict(checkpoint='checkpoints/focal-large-useconv-is384-ws12-in22k.pth')),
     decode_head=dict(in_channels=[192, 384, 768, 1536]),
     auxiliary_head=dict(in_channels=768))
 

@@ -3,7 +3,6 @@
 # counts (README, "Parameter counts"); focal windows as in detection (the paper does not state them).
 _base_ = ['mmseg::swin/swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512.py']
 custom_imports = dict(imports=['mmfocal'], allow_failed_imports=False)
-pretrained = 'checkpoints/focal-tiny-useconv-is224-ws7.pth'
 model = dict(
     backbone=dict(
         _delete_=True,
@@ -14,6 +13,6 @@ model = dict(
         expand_sizes=(3, 3, 3, 0),
         drop_path_rate=0.3,
         out_indices=(0, 1, 2, 3),
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
+        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/focal-tiny-useconv-is224-ws7.pth')),
     decode_head=dict(in_channels=[96, 192, 384, 768], num_classes=150),
     auxiliary_head=dict(in_channels=384, num_classes=150))

@@ -1,9 +1,15 @@
-"""Kernels of mmfocal: the fused focal attention and the settings that choose and tune it."""
+"""All attention machinery of mmfocal: both families' kernels and autograd functions, the dispatcher that picks
+one per call, the piece policy and reused buffers of the CPU loops, the gather-table cache, and the settings."""
 
-from .focal_attention_core import (AttentionGeometry, FocalAttentionCore, ScratchBuffers, accumulate_dtype,
-                                   fused_attention, pack_qkv, scratch)
+from .dispatch import AttentionPath, cached_geometry, choose_path, clear_geometry_cache, exporting
+from .focal_v1 import (AttentionGeometry, FocalAttentionCore, accumulate_dtype, focal_v1_attention, fused_attention,
+                       pack_qkv)
+from .focal_v2 import BiasLookup, FocalV2Core, focal_v2_attention, lookup_bias
+from .scratch import ScratchBuffers, gather_rows, pieces, scratch
 from .settings import AttentionSettings, attention_settings, flash_cpu_op, get_attention_settings
 
-__all__ = ['AttentionGeometry', 'AttentionSettings', 'FocalAttentionCore', 'ScratchBuffers', 'accumulate_dtype',
-           'attention_settings',
-           'flash_cpu_op', 'fused_attention', 'get_attention_settings', 'pack_qkv', 'scratch']
+__all__ = ['AttentionGeometry', 'AttentionPath', 'AttentionSettings', 'BiasLookup', 'FocalAttentionCore',
+           'FocalV2Core', 'ScratchBuffers', 'accumulate_dtype', 'attention_settings', 'cached_geometry',
+           'choose_path', 'clear_geometry_cache', 'exporting', 'flash_cpu_op', 'focal_v1_attention',
+           'focal_v2_attention', 'fused_attention', 'gather_rows', 'get_attention_settings', 'lookup_bias',
+           'pack_qkv', 'pieces', 'scratch']

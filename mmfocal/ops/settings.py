@@ -24,10 +24,16 @@ class AttentionSettings:
             of MiB cost as much in fresh-page faults as the attention itself.
         cpu_flash: Use PyTorch's CPU flash-attention op (which returns the log-sum-exp the training
             core saves instead of the probabilities) where this torch build has it.
+        topk_chunk: Elements of one chunk of the (queries, candidates) distance matrix while Focal-fast
+            searches the nearest keys of a map size (bounds that search's memory at large maps).
+        geometry_cache_size: Map sizes whose gather tables are kept (least recently used ones go first);
+            multi-scale training and test-time sizes vary, so the cache is bounded.
     """
 
     piece_bytes: int = 16 << 20
     cpu_flash: bool = True
+    topk_chunk: int = 1 << 22
+    geometry_cache_size: int = 32
 
 
 _SETTINGS = AttentionSettings()

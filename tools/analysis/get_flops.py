@@ -25,7 +25,7 @@ def main() -> None:
     from mmengine.config import Config
 
     from mmfocal.utils.complexity import complexity
-    from mmfocal.utils.model_index import paper_complexity
+    from mmfocal.apis.model_index import paper_complexity
     result = complexity(Config.fromfile(args.config), tuple(args.shape) if args.shape else None)
     h, w = result['shape']
     paper = paper_complexity(args.config)

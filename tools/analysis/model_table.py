@@ -5,6 +5,7 @@ Usage:
     python tools/analysis/model_table.py --no-flops # params only (seconds)
     python tools/analysis/model_table.py --seg-shape 512 2048
     python tools/analysis/model_table.py --readme   # the README model-zoo table, from model-index.yml
+    python tools/analysis/model_table.py --method-readmes   # (re)write configs/<method>/README.md from the metafiles
 
 Detection FLOPs are counted at 1280x800. UPerNet FLOPs are counted at --seg-shape, by default crop x 4crop
 (2048x512 for 512 crops, 2560x640 for 640: the input sizes Swin's segmentation tables use, which the published
@@ -30,11 +31,19 @@ def main() -> None:
     parser.add_argument('--filter', default='', help='only configs whose path contains this')
     parser.add_argument('--readme', action='store_true',
                         help='print the README model-zoo table (paper numbers from model-index.yml) and exit')
+    parser.add_argument('--method-readmes', action='store_true',
+                        help='write configs/<method>/README.md from each metafile and exit')
     args = parser.parse_args()
-    from mmfocal.utils.model_index import load_model_index, model_key, readme_table
+    from mmfocal.apis.model_index import load_model_index, method_readmes, model_key, readme_table
     entries = load_model_index()
     if args.readme:
         print(readme_table(entries))
+        return
+    if args.method_readmes:
+        for path, text in method_readmes(REPO).items():
+            with open(osp.join(REPO, path), 'w') as f:
+                f.write(text)
+            print(path)
         return
     warnings.filterwarnings('ignore')
     from mmengine.config import Config

@@ -4,7 +4,7 @@ Official code (ImageNet classification only): ``classification/focal_transformer
 https://github.com/microsoft/Focal-Transformer, configs ``focalv2_{tiny,small,base}_useconv_patch4_window7_224``,
 checkpoints ``focalv2-{tiny,small,base}-useconv-is224-ws7.pth``. The README's answer to v1's speed: no rolls
 or unfolds; each window attends its ``topk`` nearest tokens and nearest pooled windows
-(:mod:`mmfocal.models.layers.focal_v2`).
+(:func:`mmfocal.models.layers.focal_v2_geometry`, :class:`mmfocal.models.layers.FocalV2Attention`).
 
 Same as the official v2 model: every parameter and its name, the attention (keys, coordinate-MLP position
 bias, fc window pooling), the conv stem and conv downsampling. Same weights and same input give the same
@@ -18,13 +18,13 @@ recomputed per map size, the same way), maps padded to multiples of the window, 
 
 from typing import List, Optional, Sequence, Tuple, Union
 
-from ..layers.focal_v2 import FocalV2Block
-from .focal_transformer import FocalTransformer
+from ..layers import FocalV2Block
+from .focal_base import FocalBackbone
 
 __all__ = ['FocalTransformerV2']
 
 
-class FocalTransformerV2(FocalTransformer):
+class FocalTransformerV2(FocalBackbone):
     """Focal-fast (v2) backbone returning multi-scale NCHW features; the output contract of v1.
 
     Args:
@@ -60,10 +60,19 @@ class FocalTransformerV2(FocalTransformer):
         >>> from mmfocal.models import FocalTransformerV2
         >>> model = FocalTransformerV2(arch='tiny').eval()
         >>> [tuple(f.shape) for f in model(torch.rand(1, 3, 100, 150))]
-        [(1, 96, 25, 38), (1, 192, 13, 19), (1, 384, 7, 10), (1, 768, 4, 5)]
+        [(1, 96, 25, 37), (1, 192, 13, 19), (1, 384, 7, 10), (1, 768, 4, 5)]
     """
 
+    # Version of the Focal-fast state-dict layout (saved in its metadata); 1: the official v2 names.
+    _version = 1
     _focal_v2 = True
+    arch_zoo = {
+        'tiny': dict(embed_dims=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24)),
+        'small': dict(embed_dims=96, depths=(2, 2, 18, 2), num_heads=(3, 6, 12, 24)),
+        'base': dict(embed_dims=128, depths=(2, 2, 18, 2), num_heads=(4, 8, 16, 32)),
+        'large': dict(embed_dims=192, depths=(2, 2, 18, 2), num_heads=(6, 12, 24, 48)),  # no released weights
+    }
+    arch_aliases = {'t': 'tiny', 's': 'small', 'b': 'base', 'l': 'large'}
 
     def __init__(self,
                  arch: str = 'tiny',
@@ -91,18 +100,11 @@ class FocalTransformerV2(FocalTransformer):
                  pretrain_img_size: Optional[Union[int, Tuple[int, int]]] = None,
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
         if int(focal_topk) < 1:
-            raise ValueError(f'focal_topk={focal_topk}: must be a positive number of keys (128 in the released '
-                             'Focal-fast models).')
-        # read by _stage_block_cfg while the base class builds the stages
+            raise ValueError(f'FocalTransformerV2: focal_topk={focal_topk}: must be a positive number of keys (128 '
+                             'in the released Focal-fast models).')
+        arch, embed_dims, depths, num_heads = self.resolve_arch(arch, embed_dims, depths, num_heads, window_size)
+        specs = [(FocalV2Block, dict(topk=int(focal_topk)))] * len(depths)
+        super().__init__(arch, in_channels, embed_dims, depths, num_heads, window_size, focal_levels, focal_pool,
+                         mlp_ratio, qkv_bias, qk_scale, drop_rate, attn_drop_rate, drop_path_rate, use_conv_embed,
+                         out_indices, frozen_stages, norm_eval, with_cp, norm_cfg, attn_impl, init_cfg, specs)
         self.focal_topk = int(focal_topk)
-        super().__init__(arch=arch, in_channels=in_channels, embed_dims=embed_dims, depths=depths,
-                         num_heads=num_heads, window_size=window_size, focal_levels=focal_levels, focal_windows=1,
-                         expand_sizes=0, focal_pool=focal_pool, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias,
-                         qk_scale=qk_scale, drop_rate=drop_rate, attn_drop_rate=attn_drop_rate,
-                         drop_path_rate=drop_path_rate, use_conv_embed=use_conv_embed, out_indices=out_indices,
-                         frozen_stages=frozen_stages, norm_eval=norm_eval, with_cp=with_cp, norm_cfg=norm_cfg,
-                         attn_impl=attn_impl, pretrain_img_size=pretrain_img_size, init_cfg=init_cfg)
-
-    def _stage_block_cfg(self, stage: int, **v1_cfg) -> dict:
-        """Focal-fast blocks: nearest-key attention with ``focal_topk`` keys per level."""
-        return dict(block_cls=FocalV2Block, topk=self.focal_topk, attn_impl=v1_cfg['attn_impl'])

@@ -1,12 +1,14 @@
-"""Layers of the Focal Transformer: geometry of the attention, the attention layer, the blocks."""
+"""Layers of both Focal Transformer families: which keys a window attends to, the attention layers, the blocks."""
 
-from .focal_attention import FocalAttention
-from .focal_block import FocalBlock, FocalMlp, FocalPatchEmbed, FocalStage, build_pool_layers, pool_windows
-from .focal_geometry import (MASK_VALUE, expand_ring_offsets, expand_ring_valid_index, relative_position_index,
+from .focal_attention import FocalAttention, FocalV2Attention
+from .focal_block import (FocalBlock, FocalMlp, FocalPatchEmbed, FocalStage, FocalV2Block, build_pool_layers,
+                          init_linear_and_norms, pool_windows)
+from .focal_geometry import (MASK_VALUE, FocalV2Geometry, expand_ring_offsets, expand_ring_valid_index,
+                             focal_v1_key_index, focal_v2_geometry, nearest_keys, relative_position_index,
                              ring_duplicates, window_key_index, window_partition, window_reverse)
-from .focal_v2 import FocalV2Attention, FocalV2Block, focal_v2_geometry, nearest_keys
 
 __all__ = ['FocalAttention', 'FocalBlock', 'FocalMlp', 'FocalPatchEmbed', 'FocalStage', 'FocalV2Attention',
-           'FocalV2Block', 'MASK_VALUE', 'build_pool_layers', 'focal_v2_geometry', 'nearest_keys', 'pool_windows',
-           'expand_ring_offsets', 'expand_ring_valid_index', 'relative_position_index', 'ring_duplicates',
-           'window_key_index', 'window_partition', 'window_reverse']
+           'FocalV2Block', 'FocalV2Geometry', 'MASK_VALUE', 'build_pool_layers', 'expand_ring_offsets',
+           'expand_ring_valid_index', 'focal_v1_key_index', 'focal_v2_geometry', 'init_linear_and_norms',
+           'nearest_keys', 'pool_windows', 'relative_position_index', 'ring_duplicates', 'window_key_index',
+           'window_partition', 'window_reverse']

@@ -1,26 +1,66 @@
-"""The focal self-attention layer: parameters, bias tables, and its fast and reference forward paths."""
+"""The attention layers of both families: parameters, position bias, and the official reference formulation.
 
-from typing import Dict, Optional, Tuple
+Each layer says *what* it attends to (its keys through :mod:`.focal_geometry`, its position bias) and hands the
+projections to :mod:`mmfocal.ops`, which picks the implementation (:func:`mmfocal.ops.choose_path`). The
+reference formulation of each family (the official code's operators) lives here, beside its parameters.
+"""
+
+from typing import Optional, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseModule
+from mmengine.model.weight_init import trunc_normal_
 
-from ...ops import AttentionGeometry, FocalAttentionCore, flash_cpu_op, fused_attention, pack_qkv, scratch
-from .focal_geometry import (MASK_VALUE, expand_ring_offsets, expand_ring_valid_index, relative_position_index,
-                             ring_duplicates, window_key_index, window_partition, window_reverse)
+from ...ops import (AttentionGeometry, AttentionPath, choose_path, focal_v1_attention, focal_v2_attention,
+                    lookup_bias)
+from .focal_geometry import (MASK_VALUE, FocalV2Geometry, expand_ring_offsets, expand_ring_valid_index,
+                             focal_v1_key_index, focal_v2_geometry, relative_position_index, ring_duplicates,
+                             window_partition, window_reverse)
 
-__all__ = ['FocalAttention', 'exporting']
-
-
-def exporting() -> bool:
-    """Whether the model is being exported or traced (ONNX, TorchScript tracing, ``torch.export``)."""
-    is_exporting = getattr(getattr(torch, 'compiler', None), 'is_exporting', None)  # newer torch only
-    return bool(torch.onnx.is_in_onnx_export() or torch.jit.is_tracing() or (is_exporting and is_exporting()))
+__all__ = ['FocalAttention', 'FocalV2Attention']
 
 
-class FocalAttention(BaseModule):
+class _WindowAttention(BaseModule):
+    """What both families share: the qkv / output projections (official names), dropouts and the scale."""
+
+    family = ''
+
+    def __init__(self, embed_dims: int, num_heads: int, window_size: int, focal_level: int, qkv_bias: bool,
+                 qk_scale: Optional[float], attn_drop: float, proj_drop: float, attn_impl: str,
+                 init_cfg: Optional[dict]) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.embed_dims = embed_dims
+        self.num_heads = num_heads
+        self.head_dims = embed_dims // num_heads
+        self.window_size = window_size
+        self.focal_level = focal_level
+        self.scale = qk_scale or self.head_dims ** -0.5
+        self.attn_impl = attn_impl
+        self.qkv = nn.Linear(embed_dims, embed_dims * 3, bias=qkv_bias)
+        self.attn_drop = nn.Dropout(attn_drop)
+        self.proj = nn.Linear(embed_dims, embed_dims)
+        self.proj_drop = nn.Dropout(proj_drop)
+
+    def _path(self, x: torch.Tensor, pooled: Optional[torch.Tensor]) -> AttentionPath:
+        """The implementation of this call (:func:`mmfocal.ops.choose_path`)."""
+        needs_grad = torch.is_grad_enabled() and (
+            x.requires_grad or (pooled is not None and pooled.requires_grad)
+            or any(p.requires_grad for p in self.parameters()))
+        return choose_path(self.family, self.attn_impl, x.device, needs_grad,
+                           dropout=self.training and self.attn_drop.p > 0)
+
+    def _pooled_kv(self, pooled: torch.Tensor) -> torch.Tensor:
+        """Key/value projections of the pooled tokens (the qkv layer without its query part)."""
+        c = self.embed_dims
+        return F.linear(pooled, self.qkv.weight[c:], None if self.qkv.bias is None else self.qkv.bias[c:])
+
+    def _output(self, out: torch.Tensor) -> torch.Tensor:
+        return self.proj_drop(self.proj(out))
+
+
+class FocalAttention(_WindowAttention):
     """Focal self-attention of one block (official v1 ``WindowAttention``), any input size.
 
     Each query window attends to (a) its own s×s tokens, (b) the tokens of an ``expand_size``-wide
@@ -39,9 +79,12 @@ class FocalAttention(BaseModule):
         qk_scale: Override of head_dim ** -0.5.
         attn_drop: Dropout on attention weights.
         proj_drop: Dropout after the output projection.
-        attn_impl: ``'fast'`` (one gather + fused attention) or ``'reference'`` (official roll/unfold).
+        attn_impl: ``'fast'`` (one gather + fused attention, :mod:`mmfocal.ops`) or ``'reference'`` (official
+            roll/unfold; also taken for attention dropout and while exporting).
         init_cfg: mmengine init config.
     """
+
+    family = 'v1'
 
     def __init__(self,
                  embed_dims: int,
@@ -56,18 +99,11 @@ class FocalAttention(BaseModule):
                  proj_drop: float = 0.,
                  attn_impl: str = 'fast',
                  init_cfg: Optional[dict] = None) -> None:
-        super().__init__(init_cfg=init_cfg)
-        self.embed_dims = embed_dims
-        self.num_heads = num_heads
-        self.head_dims = embed_dims // num_heads
-        self.window_size = window_size
+        super().__init__(embed_dims, num_heads, window_size, focal_level, qkv_bias, qk_scale, attn_drop, proj_drop,
+                         attn_impl, init_cfg)
         self.expand_size = expand_size
-        self.focal_level = focal_level
         self.focal_window = focal_window
-        self.scale = qk_scale or self.head_dims ** -0.5
-        self.attn_impl = attn_impl
         s = window_size
-
         self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * s - 1) ** 2, num_heads))
         self.register_buffer('relative_position_index', relative_position_index(s, s), persistent=False)
         if expand_size > 0:
@@ -85,13 +121,16 @@ class FocalAttention(BaseModule):
                 [nn.Parameter(torch.zeros(num_heads, (s + focal_window - 1) ** 2))])
             self.register_buffer('relative_position_index_0', relative_position_index(s, focal_window),
                                  persistent=False)
-        self.qkv = nn.Linear(embed_dims, embed_dims * 3, bias=qkv_bias)
-        self.attn_drop = nn.Dropout(attn_drop)
-        self.proj = nn.Linear(embed_dims, embed_dims)
-        self.proj_drop = nn.Dropout(proj_drop)
-        self._index_cache: Dict[tuple, Tuple[torch.Tensor, Optional[torch.Tensor]]] = {}
 
-    # --- shared pieces ---------------------------------------------------------------------
+    def init_bias_tables(self) -> None:
+        """The official initialisation of the ring and pooled-level tables (trunc-normal, std 0.02).
+
+        The window table stays as constructed (zeros), as in the official model.
+        """
+        if self.expand_size > 0:
+            trunc_normal_(self.relative_position_bias_table_to_neighbors, std=.02)
+        if self.focal_level > 1:
+            trunc_normal_(self.relative_position_bias_table_to_windows[0], std=.02)
 
     def position_bias(self, merge_ring: bool = False) -> torch.Tensor:
         """Additive bias for all keys of a window, (heads, s*s, N), in key order window|ring|pooled.
@@ -117,59 +156,33 @@ class FocalAttention(BaseModule):
             parts.append(table[:, self.relative_position_index_0.flatten()].view(self.num_heads, s2, -1))
         return torch.cat(parts, dim=-1)
 
-    def _gather_index(self, hp: int, wp: int, device: torch.device) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        """:func:`window_key_index` of this layer for a padded map, cached per map size and device."""
-        key = (hp, wp, device)
-        if key in self._index_cache:
-            return self._index_cache[key]
-        index, mask = window_key_index(hp, wp, self.window_size, self.ring_offsets if self.expand_size > 0 else None,
-                                       self.focal_window if self.focal_level > 1 else None)
-        out = (index.to(device), None if mask is None else mask.to(device))
-        if len(self._index_cache) > 16:  # detection sizes vary; keep the cache bounded
-            self._index_cache.clear()
-        self._index_cache[key] = out
-        return out
-
-    # --- forward ---------------------------------------------------------------------------
-
-    def forward(self, x: torch.Tensor, pooled: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, pooled: Optional[torch.Tensor] = None,
+                hw: Optional[Tuple[int, int]] = None) -> torch.Tensor:
         """Attend on a padded map.
 
         Args:
             x: (B, Hp, Wp, C) with Hp, Wp multiples of the window size.
             pooled: (B, Hp/s, Wp/s, C) pooled sub-window tokens when ``focal_level == 2``.
+            hw: Unused (v1 keys do not depend on the real map size; the argument keeps one block interface).
 
         Returns:
             (B, Hp, Wp, C).
         """
-        if self.attn_impl == 'reference' or (self.training and self.attn_drop.p > 0) or exporting():
-            # Attention dropout (no released model uses it) drops every key's probability on its own,
-            # repeated ring keys included: the official formulation, which keeps them apart. Exporters
-            # (ONNX, tracing) cannot follow the fast path's custom autograd function and reused buffers;
-            # the reference formulation computes the same with standard operators.
+        path = self._path(x, pooled)
+        if path is AttentionPath.REFERENCE:
             return self._forward_reference(x, pooled)
-        return self._forward_fast(x, pooled)
-
-    def _forward_fast(self, x: torch.Tensor, pooled: Optional[torch.Tensor]) -> torch.Tensor:
         b, hp, wp, c = x.shape
         s, h, d = self.window_size, self.num_heads, self.head_dims
-        index, mask = self._gather_index(hp, wp, x.device)
+        index, mask = focal_v1_key_index(hp, wp, s, self.expand_size,
+                                         self.ring_offsets if self.expand_size > 0 else None,
+                                         self.focal_window if self.focal_level > 1 else None, x.device)
         g = AttentionGeometry(grid=(hp // s, wp // s), window=s, heads=h, head_dims=d,
                               channels=d + (mask is not None), pad=self.focal_window // 2, n_keys=index.shape[1],
                               index=index.flatten(), mask=mask, scale=self.scale)
         qkv = self.qkv(x)
-        kv_pooled = None
-        if self.focal_level > 1:
-            kv_pooled = F.linear(pooled, self.qkv.weight[c:], None if self.qkv.bias is None else self.qkv.bias[c:])
+        kv_pooled = self._pooled_kv(pooled) if self.focal_level > 1 else None
         bias = self.position_bias(merge_ring=True).to(qkv.dtype)[None, :, None]  # (1, h, 1, s2, N)
-        inputs = [t for t in (qkv, kv_pooled, bias) if t is not None and t.requires_grad]
-        if not torch.is_grad_enabled() or not inputs:
-            q, src = pack_qkv(qkv, kv_pooled, g)
-            return self.proj_drop(self.proj(fused_attention(q, src, bias[:, :, 0], g)))
-        scratch.keep_until_backward(inputs[0])
-        flash = x.device.type == 'cpu' and flash_cpu_op() is not None
-        out = FocalAttentionCore.apply(qkv, kv_pooled, bias, g, flash)
-        return self.proj_drop(self.proj(out))
+        return self._output(focal_v1_attention(qkv, kv_pooled, bias, g, path))
 
     def _forward_reference(self, x: torch.Tensor, pooled: Optional[torch.Tensor]) -> torch.Tensor:
         """The official formulation: rolled copies, unfold, explicit logits and softmax."""
@@ -213,5 +226,131 @@ class FocalAttention(BaseModule):
             attn = attn.flatten(0, 1)
         attn = self.attn_drop(attn.softmax(dim=-1))
         out = (attn @ v_all).transpose(1, 2).reshape(b, -1, s * s, c)
-        out = self.proj_drop(self.proj(out))
+        out = self._output(out)
         return window_reverse(out, s, hp, wp)
+
+
+class FocalV2Attention(_WindowAttention):
+    """Focal-fast attention of one block (official v2 ``WindowAttention``), any input size.
+
+    Each window attends its ``topk`` nearest tokens and (level 2) its ``topk`` nearest pooled windows
+    (:func:`~.focal_geometry.focal_v2_geometry`); the position bias of a (query, key) pair is a small MLP
+    (``coord2rpb_all.{level}``) of their relative coordinate in token units.
+
+    Args:
+        embed_dims: Channels C.
+        num_heads: Attention heads.
+        window_size: Window side s.
+        focal_level: 1 (nearest tokens only) or 2 (plus nearest pooled windows, every official model).
+        topk: Keys per level and window (``FOCAL_TOPK``, 128 in the official configs).
+        qkv_bias: Bias in the qkv projection.
+        qk_scale: Override of head_dim ** -0.5.
+        attn_drop: Dropout on attention weights.
+        proj_drop: Dropout after the output projection.
+        attn_impl: ``'fast'`` (bias table per distinct offset, fused attention) or ``'reference'`` (the
+            official formulation: the MLP on every (query, key) coordinate, explicit logits and softmax;
+            also used for attention dropout > 0 and while exporting).
+        init_cfg: mmengine init config.
+    """
+
+    family = 'v2'
+
+    def __init__(self, embed_dims: int, num_heads: int, window_size: int = 7, focal_level: int = 2, topk: int = 128,
+                 qkv_bias: bool = True, qk_scale: Optional[float] = None, attn_drop: float = 0.,
+                 proj_drop: float = 0., attn_impl: str = 'fast', init_cfg: Optional[dict] = None) -> None:
+        super().__init__(embed_dims, num_heads, window_size, focal_level, qkv_bias, qk_scale, attn_drop, proj_drop,
+                         attn_impl, init_cfg)
+        self.topk = topk
+        self.coord2rpb_all = nn.ModuleList([
+            nn.Sequential(nn.Linear(2, self.head_dims), nn.ReLU(inplace=True), nn.Linear(self.head_dims, num_heads))
+            for _ in range(focal_level)
+        ])
+
+    def init_bias_tables(self) -> None:
+        """Nothing beyond the Linear initialisation: the position bias is an MLP."""
+
+    def bias_table(self, geo: FocalV2Geometry) -> torch.Tensor:
+        """The MLPs of all levels on every offset of their boxes: (heads, all offsets), see :class:`FocalV2Geometry`."""
+        tables = []
+        for level in range(self.focal_level):
+            dy0, dx0, rows = geo.boxes[level]
+            mlp = self.coord2rpb_all[level]
+            ys = torch.arange(dy0, dy0 + rows, device=geo.key_code.device, dtype=mlp[0].weight.dtype)
+            xs = torch.arange(dx0, dx0 + geo.cols, device=geo.key_code.device, dtype=mlp[0].weight.dtype)
+            tables.append(mlp(torch.stack(torch.meshgrid([ys, xs], indexing='ij'), -1).view(-1, 2)))
+        return torch.cat(tables).t()
+
+    def position_bias(self, geo: FocalV2Geometry, per_pair: bool = False, table: Optional[torch.Tensor] = None,
+                      windows: slice = slice(None)) -> torch.Tensor:
+        """Bias of every (window, query, key) pair, (nW, heads, s*s, K0 [+ K1]).
+
+        Args:
+            geo: The map's geometry.
+            per_pair: Run the MLP on every pair's coordinate, as the official code does. Otherwise it runs
+                once per distinct offset (:meth:`bias_table`) and each pair looks its value up: the same
+                values, computed once (the result is a strided view).
+            table: :meth:`bias_table`, if already computed.
+            windows: Only these windows.
+        """
+        if per_pair:
+            s = self.window_size
+            offsets = torch.arange(s, device=geo.key_pos.device)
+            query = geo.window_pos + torch.stack(torch.meshgrid([offsets, offsets], indexing='ij'),
+                                                 -1).view(1, -1, 1, 2)
+            parts, start = [], 0
+            for level in range(self.focal_level):
+                mlp = self.coord2rpb_all[level]
+                rel = query - geo.key_pos[:, None, start:start + geo.n_keys[level]]  # (nW, s2, n, 2) query - key
+                parts.append(mlp(rel.to(mlp[0].weight.dtype)))
+                start += geo.n_keys[level]
+            return torch.cat(parts, dim=2).permute(0, 3, 1, 2)
+        table = self.bias_table(geo) if table is None else table
+        n_keys = sum(geo.n_keys[:self.focal_level])
+        return lookup_bias(table, geo.query_code[windows], geo.key_code[windows, :, :n_keys])
+
+    def forward(self, x: torch.Tensor, pooled: Optional[torch.Tensor] = None,
+                hw: Optional[Tuple[int, int]] = None) -> torch.Tensor:
+        """Attend on a padded map.
+
+        Args:
+            x: (B, Hp, Wp, C), Hp and Wp multiples of s, the real map in its top-left (h, w).
+            pooled: (B, Hp/s, Wp/s, C) pooled window tokens (level 2), or None.
+            hw: Real map size (h, w); the whole of x when None.
+
+        Returns:
+            (B, Hp, Wp, C).
+        """
+        b, hp, wp, c = x.shape
+        h, w = (hp, wp) if hw is None else hw
+        s, heads, d = self.window_size, self.num_heads, self.head_dims
+        geo = focal_v2_geometry((h, w), s, self.topk, x.device)
+        n0, n1 = geo.n_keys
+        n_keys = n0 + (n1 if self.focal_level > 1 else 0)
+        index = geo.index if self.focal_level > 1 else geo.index.view(-1, n0 + n1)[:, :n0].flatten()
+        path = self._path(x, pooled)
+        qkv = self.qkv(x)
+        q = window_partition(qkv[..., :c], s).view(b, -1, s * s, heads, d).transpose(2, 3)  # (B, nW, h, s2, d)
+        # key/value sources: the real tokens' rows, then the pooled tokens' (one row of 2C per token)
+        sources = [qkv[:, :h, :w, c:].reshape(b, h * w, 2 * c)]
+        if pooled is not None and self.focal_level > 1:
+            sources.append(self._pooled_kv(pooled).reshape(b, -1, 2 * c))
+        src = torch.cat(sources, dim=1)
+        if path is AttentionPath.REFERENCE:
+            out = self._attend_reference(q, src, index, geo, n_keys)
+        else:
+            out = focal_v2_attention(q, src, self.bias_table(geo).to(q.dtype), index, geo.query_code,
+                                     geo.key_code[..., :n_keys], self.scale, path)
+        return window_reverse(self._output(out), s, hp, wp)
+
+    def _attend_reference(self, q: torch.Tensor, src: torch.Tensor, index: torch.Tensor, geo: FocalV2Geometry,
+                          n_keys: int) -> torch.Tensor:
+        """The official formulation: the MLP on every pair, explicit logits, softmax, dropout; (B, nW, s2, C)."""
+        b, nw, heads, s2, d = q.shape
+        bias = self.position_bias(geo, per_pair=True).to(q.dtype)  # (nW, h, s2, N)
+        outs = []
+        for i in range(b):
+            kv = src[i].index_select(0, index).view(nw, n_keys, 2, heads, d)
+            k, v = kv[:, :, 0].transpose(1, 2), kv[:, :, 1].transpose(1, 2)
+            attn = (q[i] * self.scale) @ k.transpose(-2, -1) + bias
+            outs.append(self.attn_drop(attn.softmax(dim=-1)) @ v)
+        return torch.stack(outs).transpose(2, 3).reshape(b, nw, s2, heads * d)

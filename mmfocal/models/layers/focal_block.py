@@ -1,4 +1,5 @@
-"""The Focal Transformer's building blocks: MLP, block (pooling + attention + MLP), patch embedding, stage."""
+"""Building blocks of both families: window pooling, MLP, block (pooling + attention + MLP), patch embedding,
+stage."""
 
 from typing import Optional, Sequence, Tuple
 
@@ -9,10 +10,12 @@ import torch.utils.checkpoint as cp
 from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks.drop import DropPath
 from mmengine.model import BaseModule
+from mmengine.model.weight_init import trunc_normal_
 
-from .focal_attention import FocalAttention
+from .focal_attention import FocalAttention, FocalV2Attention
 
-__all__ = ['FocalMlp', 'FocalBlock', 'FocalPatchEmbed', 'FocalStage', 'build_pool_layers', 'pool_windows']
+__all__ = ['FocalMlp', 'FocalBlock', 'FocalV2Block', 'FocalPatchEmbed', 'FocalStage', 'build_pool_layers',
+           'init_linear_and_norms', 'pool_windows']
 
 
 def build_pool_layers(embed_dims: int, window_size: int, focal_level: int, pool_method: str) -> nn.ModuleList:
@@ -77,45 +80,31 @@ class FocalMlp(BaseModule):
         return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
 
 
-class FocalBlock(BaseModule):
-    """Pre-norm Focal Transformer block: ``x + attn(LN(x))``, then ``x + mlp(LN(x))``.
+def init_linear_and_norms(module: nn.Module) -> None:
+    """The official initialisation of every Linear (trunc-normal, std 0.02, zero bias) and LayerNorm in a tree."""
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            trunc_normal_(m.weight, std=.02)
+            if m.bias is not None:
+                nn.init.constant_(m.bias, 0)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.constant_(m.weight, 1.0)
+            nn.init.constant_(m.bias, 0)
 
-    Args:
-        embed_dims: Channels C.
-        num_heads: Attention heads.
-        window_size: Window side s.
-        expand_size: Expand-ring width.
-        focal_level: 1 or 2.
-        focal_window: Pooled neighbourhood side.
-        pool_method: Sub-window pooling for level 2: ``'fc'`` (official), ``'mean'``, ``'max'``, ``'conv'``.
-        mlp_ratio: MLP hidden width / C.
-        qkv_bias: Bias in the qkv projection.
-        qk_scale: Override of the attention scale.
-        drop_rate: Dropout after projections.
-        attn_drop_rate: Attention dropout.
-        drop_path_rate: Stochastic depth of this block.
-        norm_cfg: Norm config for the token norms.
-        attn_impl: ``'fast'`` or ``'reference'``.
-        init_cfg: mmengine init config.
+
+class _FocalBlockBase(BaseModule):
+    """Pre-norm block of both families: ``x + attn(LN(x))``, then ``x + mlp(LN(x))`` (official block names).
+
+    The map is zero-padded bottom/right to a multiple of s after LN1 (unmasked, as in the official v1 block;
+    the official v2 block never pads, it runs only at multiples of s), each window is pooled to one token
+    for level 2, and the attention layer (:attr:`attention_cls`) attends on the padded map.
     """
 
-    def __init__(self,
-                 embed_dims: int,
-                 num_heads: int,
-                 window_size: int = 7,
-                 expand_size: int = 3,
-                 focal_level: int = 2,
-                 focal_window: int = 7,
-                 pool_method: str = 'fc',
-                 mlp_ratio: float = 4.,
-                 qkv_bias: bool = True,
-                 qk_scale: Optional[float] = None,
-                 drop_rate: float = 0.,
-                 attn_drop_rate: float = 0.,
-                 drop_path_rate: float = 0.,
-                 norm_cfg: dict = dict(type='LN'),
-                 attn_impl: str = 'fast',
-                 init_cfg: Optional[dict] = None) -> None:
+    attention_cls: type = nn.Module
+
+    def __init__(self, embed_dims: int, num_heads: int, window_size: int, focal_level: int, pool_method: str,
+                 mlp_ratio: float, drop_rate: float, drop_path_rate: float, norm_cfg: dict, attn_cfg: dict,
+                 init_cfg: Optional[dict]) -> None:
         super().__init__(init_cfg=init_cfg)
         self.window_size = window_size
         self.focal_level = focal_level
@@ -123,13 +112,28 @@ class FocalBlock(BaseModule):
         # Registered before norm1, as in the official block (only the key order depends on it).
         self.pool_layers = build_pool_layers(embed_dims, window_size, focal_level, pool_method)
         self.norm1 = build_norm_layer(norm_cfg, embed_dims)[1]
-        self.attn = FocalAttention(
-            embed_dims=embed_dims, num_heads=num_heads, window_size=window_size, expand_size=expand_size,
-            focal_level=focal_level, focal_window=focal_window, qkv_bias=qkv_bias, qk_scale=qk_scale,
-            attn_drop=attn_drop_rate, proj_drop=drop_rate, attn_impl=attn_impl)
+        self.attn = self.attention_cls(embed_dims=embed_dims, num_heads=num_heads, window_size=window_size,
+                                       focal_level=focal_level, proj_drop=drop_rate, **attn_cfg)
         self.drop_path = DropPath(drop_path_rate) if drop_path_rate > 0. else nn.Identity()
         self.norm2 = build_norm_layer(norm_cfg, embed_dims)[1]
         self.mlp = FocalMlp(embed_dims=embed_dims, hidden_dims=int(embed_dims * mlp_ratio), drop=drop_rate)
+
+    def reset_parameters(self) -> None:
+        """This block's initialisation: :func:`init_linear_and_norms`, then :meth:`init_attention_extras`."""
+        init_linear_and_norms(self)
+        self.init_attention_extras()
+
+    def init_attention_extras(self) -> None:
+        """The position-bias tables (the attention's ``init_bias_tables``) and the fc window pooling.
+
+        The fc pooling starts as a mean over the window: the intent of the official constructors, which fill
+        it so. (In the official models that fill is then overwritten by their trunc-normal ``_init_weights``,
+        so it is mmfocal's choice, the same for both families; pretrained weights replace it anyway.)
+        """
+        self.attn.init_bias_tables()
+        if self.pool_method == 'fc' and len(self.pool_layers):
+            nn.init.constant_(self.pool_layers[0].weight, 1. / self.pool_layers[0].in_features)
+            nn.init.constant_(self.pool_layers[0].bias, 0)
 
     def forward(self, x: torch.Tensor, hw_shape: Tuple[int, int]) -> torch.Tensor:
         """Apply the block to (B, H*W, C) tokens of an H×W map."""
@@ -142,11 +146,80 @@ class FocalBlock(BaseModule):
         if pad_b or pad_r:
             x = F.pad(x, (0, 0, 0, pad_r, 0, pad_b))  # zeros after the norm, unmasked (official)
         pooled = pool_windows(x, s, self.pool_method, self.pool_layers) if self.focal_level > 1 else None
-        x = self.attn(x, pooled)
+        x = self.attn(x, pooled, hw=(h, w))
         if pad_b or pad_r:
             x = x[:, :h, :w, :]
         x = shortcut + self.drop_path(x.reshape(b, n, c))
         return x + self.drop_path(self.mlp(self.norm2(x)))
+
+
+class FocalBlock(_FocalBlockBase):
+    """Focal Transformer (v1) block: window pooling, :class:`FocalAttention`, MLP.
+
+    Args:
+        embed_dims: Channels C.
+        num_heads: Attention heads.
+        window_size: Window side s.
+        expand_size: Expand-ring width.
+        focal_level: 1 or 2.
+        focal_window: Pooled neighbourhood side.
+        pool_method: Window pooling for level 2: ``'fc'`` (official), ``'mean'``, ``'max'``, ``'conv'``.
+        mlp_ratio: MLP hidden width / C.
+        qkv_bias: Bias in the qkv projection.
+        qk_scale: Override of the attention scale.
+        drop_rate: Dropout after projections.
+        attn_drop_rate: Attention dropout.
+        drop_path_rate: Stochastic depth of this block.
+        norm_cfg: Norm config for the token norms.
+        attn_impl: ``'fast'`` or ``'reference'``.
+        init_cfg: mmengine init config.
+    """
+
+    attention_cls = FocalAttention
+
+    def __init__(self, embed_dims: int, num_heads: int, window_size: int = 7, expand_size: int = 3,
+                 focal_level: int = 2, focal_window: int = 7, pool_method: str = 'fc', mlp_ratio: float = 4.,
+                 qkv_bias: bool = True, qk_scale: Optional[float] = None, drop_rate: float = 0.,
+                 attn_drop_rate: float = 0., drop_path_rate: float = 0., norm_cfg: dict = dict(type='LN'),
+                 attn_impl: str = 'fast', init_cfg: Optional[dict] = None) -> None:
+        super().__init__(embed_dims, num_heads, window_size, focal_level, pool_method, mlp_ratio, drop_rate,
+                         drop_path_rate, norm_cfg,
+                         dict(expand_size=expand_size, focal_window=focal_window, qkv_bias=qkv_bias,
+                              qk_scale=qk_scale, attn_drop=attn_drop_rate, attn_impl=attn_impl), init_cfg)
+
+
+class FocalV2Block(_FocalBlockBase):
+    """Focal-fast (v2) block: window pooling, :class:`FocalV2Attention`, MLP.
+
+    Args:
+        embed_dims: Channels C.
+        num_heads: Attention heads.
+        window_size: Window side s.
+        focal_level: 1 or 2.
+        topk: Keys per level and window.
+        pool_method: Window pooling for level 2: ``'fc'`` (official), ``'mean'``, ``'max'``, ``'conv'``.
+        mlp_ratio: MLP hidden width / C.
+        qkv_bias: Bias in the qkv projection.
+        qk_scale: Override of the attention scale.
+        drop_rate: Dropout after projections.
+        attn_drop_rate: Attention dropout.
+        drop_path_rate: Stochastic depth of this block.
+        norm_cfg: Norm config for the token norms.
+        attn_impl: ``'fast'`` or ``'reference'``.
+        init_cfg: mmengine init config.
+    """
+
+    attention_cls = FocalV2Attention
+
+    def __init__(self, embed_dims: int, num_heads: int, window_size: int = 7, focal_level: int = 2, topk: int = 128,
+                 pool_method: str = 'fc', mlp_ratio: float = 4., qkv_bias: bool = True,
+                 qk_scale: Optional[float] = None, drop_rate: float = 0., attn_drop_rate: float = 0.,
+                 drop_path_rate: float = 0., norm_cfg: dict = dict(type='LN'), attn_impl: str = 'fast',
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(embed_dims, num_heads, window_size, focal_level, pool_method, mlp_ratio, drop_rate,
+                         drop_path_rate, norm_cfg,
+                         dict(topk=topk, qkv_bias=qkv_bias, qk_scale=qk_scale, attn_drop=attn_drop_rate,
+                              attn_impl=attn_impl), init_cfg)
 
 
 class FocalPatchEmbed(BaseModule):
@@ -196,7 +269,7 @@ class FocalStage(BaseModule):
         downsample: Append a stride-2 patch embedding that doubles the channels.
         use_conv_embed: Overlapping downsampling convolution.
         with_cp: Gradient checkpointing per block.
-        block_cls: The block class (:class:`FocalBlock`, or the Focal-fast ``FocalV2Block``).
+        block_cls: The block class (:class:`FocalBlock`, or the Focal-fast :class:`FocalV2Block`).
         block_cfg: Remaining arguments of ``block_cls``.
     """
 

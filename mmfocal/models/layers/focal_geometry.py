@@ -1,15 +1,34 @@
-"""Focal attention geometry: expand-ring offsets, relative-position indices, windows, key gather index.
+"""Which keys each window attends to, for both families: index maths only, never weights.
 
-Everything here depends only on (window size, ring width, focal window) or on the padded map size,
-never on weights; :func:`window_key_index` is what the fast path gathers keys with.
+v1 (focal attention): expand-ring offsets, relative-position indices, windows, and the key gather index of a
+padded map (:func:`window_key_index`). Focal-fast (v2): the nearest-key search and the gather and bias-lookup
+tables of a map size (:func:`focal_v2_geometry`). Tables of a map size are cached by
+:func:`mmfocal.ops.cached_geometry` (one policy for both).
+
+Focal-fast's official code (``classification/focal_transformer_v2.py`` of microsoft/Focal-Transformer) gives a
+window these keys: level 0, the ``topk`` tokens of the whole map nearest (Euclidean) to the window's centre;
+level 1, the ``topk`` fc-pooled window tokens nearest to the window (in window-grid units). It computes them
+once, for the size it is built for. Here they are computed per map size with exactly the official procedure:
+
+* Windows tile the map from the top-left corner; the last row/column of windows may reach past the map
+  (their pad queries are computed and dropped). A window's centre is ``s * index + s // 2``.
+* Level-0 candidates are the real tokens of the map only (never padding); level-1 candidates are all
+  windows (a border window's pooled token is the fc-pooling of its real tokens and zeros).
+* With fewer candidates than ``topk`` (small maps), every candidate is a key.
+* Ties at the K-th distance are broken by ``torch.topk`` on CPU over the whole row of candidates, the
+  official call, so where the official code runs (a multiple-of-s map) the keys are the official ones.
 """
 
-from typing import List, Optional, Tuple
+import math
+from typing import List, NamedTuple, Optional, Tuple
 
 import torch
 
+from ...ops import cached_geometry, get_attention_settings
+
 __all__ = ['MASK_VALUE', 'expand_ring_offsets', 'expand_ring_valid_index', 'ring_duplicates',
-           'relative_position_index', 'window_partition', 'window_reverse', 'window_key_index']
+           'relative_position_index', 'window_partition', 'window_reverse', 'window_key_index',
+           'focal_v1_key_index', 'nearest_keys', 'FocalV2Geometry', 'focal_v2_geometry']
 
 # Additive mask value of the official code (Swin convention); finite, so fp16/bf16 stay finite.
 MASK_VALUE = -100.0
@@ -163,3 +182,110 @@ def window_key_index(hp: int, wp: int, window_size: int, ring_offsets: Optional[
             grid[p:p + nwh, p:p + nww] = 0
             mask = torch.cat([torch.zeros(hp * wp), grid.flatten()])
     return torch.cat(index, dim=1), mask
+
+
+def focal_v1_key_index(hp: int, wp: int, window_size: int, expand_size: int, ring_offsets: Optional[torch.Tensor],
+                       focal_window: Optional[int], device: torch.device
+                       ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    """:func:`window_key_index` of a padded map on ``device``, cached per map size and layer settings."""
+
+    def build() -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        index, mask = window_key_index(hp, wp, window_size, ring_offsets, focal_window)
+        return index.to(device), None if mask is None else mask.to(device)
+
+    return cached_geometry(('v1', hp, wp, window_size, expand_size, focal_window, str(device)), build)
+
+
+def nearest_keys(grid: Tuple[int, int], keys: Tuple[int, int], factor: int, topk: int) -> torch.Tensor:
+    """Indices of the ``topk`` keys nearest to each query point (the official ``get_topk_closest_indice``).
+
+    Args:
+        grid: Query grid (rows, cols); query (i, j) sits at ``(i * factor + factor // 2, ...)`` when
+            ``factor > 1`` (window centres in token units), at ``(i, j)`` when ``factor == 1``.
+        keys: Key grid (rows, cols), keys at integer positions, row-major.
+        factor: Window size for window-centre queries, 1 for queries on the key grid.
+        topk: Number of keys per query (capped by the number of keys).
+
+    Returns:
+        (rows * cols, min(topk, number of keys)) long indices into the row-major key grid, computed on
+        CPU with ``torch.topk`` row by row (its ties are the official ones; rows are independent).
+    """
+    qh, qw = torch.arange(grid[0]), torch.arange(grid[1])
+    if factor > 1:
+        qh, qw = qh * factor + factor // 2, qw * factor + factor // 2
+    q = torch.stack(torch.meshgrid([qh, qw], indexing='ij')).flatten(1)  # (2, Nq)
+    k = torch.stack(torch.meshgrid([torch.arange(keys[0]), torch.arange(keys[1])], indexing='ij')).flatten(1)
+    n_keys = k.shape[1]
+    topk = min(topk, n_keys)
+    rows = max(1, get_attention_settings().topk_chunk // n_keys)
+    out = []
+    for start in range(0, q.shape[1], rows):
+        rel = q[:, start:start + rows, None] - k[:, None, :]
+        dist = torch.sqrt(rel[0].float() ** 2 + rel[1].float() ** 2)
+        out.append(torch.topk(-dist, topk, dim=1)[1])
+    return torch.cat(out)
+
+
+class FocalV2Geometry(NamedTuple):
+    """Gather tables of one map size (shared by all blocks of a stage).
+
+    ``index`` addresses the key/value sources ``[h*w real tokens | nWh*nWw pooled tokens]``; positions are
+    in token units, so the bias of a pair is ``mlp(query position - key position)``. The fast path looks
+    the bias up in one table of all levels' offsets: entry ``query_code[w, q] - key_code[w, k]``.
+    """
+
+    grid: Tuple[int, int]  # windows (nWh, nWw) of the padded map
+    n_keys: Tuple[int, int]  # keys per window of level 0 and level 1
+    index: torch.Tensor  # (nW * (K0 + K1),) long
+    key_pos: torch.Tensor  # (nW, K0 + K1, 2) long, key positions
+    window_pos: torch.Tensor  # (nW, 1, 1, 2) long, top-left token of each window
+    boxes: Tuple[Tuple[int, int, int], ...]  # per level (min dy, min dx, rows) of its table, all `cols` wide
+    cols: int  # width of every level's offset table
+    query_code: torch.Tensor  # (nW, s*s, 1) int32
+    key_code: torch.Tensor  # (nW, 1, K0 + K1) int32
+
+
+def _build_v2_geometry(hw: Tuple[int, int], window_size: int, topk: int, device: torch.device) -> FocalV2Geometry:
+    h, w = hw
+    s = window_size
+    nwh, nww = math.ceil(h / s), math.ceil(w / s)
+    idx0 = nearest_keys((nwh, nww), (h, w), s, topk)  # into the h*w tokens
+    idx1 = nearest_keys((nwh, nww), (nwh, nww), 1, topk)  # into the pooled grid
+    pos0 = torch.stack([idx0 // w, idx0 % w], dim=-1)
+    pos1 = torch.stack([idx1 // nww, idx1 % nww], dim=-1) * s + s // 2  # a pooled token sits at its window centre
+    win = torch.stack(torch.meshgrid([torch.arange(nwh), torch.arange(nww)], indexing='ij'), -1).view(-1, 1, 2) * s
+    ranges = []
+    for pos in (pos0, pos1):
+        rel = win - pos  # query offset (0..s-1) is added on top
+        ranges.append((rel.amin(dim=(0, 1)), rel.amax(dim=(0, 1)) + s - 1))
+    cols = max(int(hi[1] - lo[1] + 1) for lo, hi in ranges)
+    boxes, key_code, offset = [], [], 0
+    for (lo, hi), pos in zip(ranges, (pos0, pos1)):
+        dy0, dx0, rows = int(lo[0]), int(lo[1]), int(hi[0] - lo[0] + 1)
+        boxes.append((dy0, dx0, rows))
+        # (qy - ky - dy0) * cols + (qx - kx - dx0) + offset == query_code - key_code
+        key_code.append(pos[..., 0] * cols + pos[..., 1] + dy0 * cols + dx0 - offset)
+        offset += rows * cols
+    offsets = torch.arange(s)
+    query = win.view(-1, 1, 2) + torch.stack(torch.meshgrid([offsets, offsets], indexing='ij'), -1).view(1, -1, 2)
+    return FocalV2Geometry(
+        grid=(nwh, nww), n_keys=(idx0.shape[1], idx1.shape[1]),
+        index=torch.cat([idx0, idx1 + h * w], dim=1).flatten().to(device),
+        key_pos=torch.cat([pos0, pos1], dim=1).to(device), window_pos=win.view(-1, 1, 1, 2).to(device),
+        boxes=tuple(boxes), cols=cols,
+        query_code=(query[..., 0] * cols + query[..., 1]).int().unsqueeze(-1).to(device),
+        key_code=torch.cat(key_code, dim=1).int().unsqueeze(1).to(device))
+
+
+def focal_v2_geometry(hw: Tuple[int, int], window_size: int, topk: int, device: torch.device) -> FocalV2Geometry:
+    """The :class:`FocalV2Geometry` of an h×w map, computed on CPU once and cached per size and device.
+
+    Args:
+        hw: Real (unpadded) map size.
+        window_size: Window side s.
+        topk: Keys per level and window.
+        device: Where the tables are used.
+    """
+    hw = (int(hw[0]), int(hw[1]))
+    return cached_geometry(('v2', hw, window_size, topk, str(device)),
+                           lambda: _build_v2_geometry(hw, window_size, topk, device))

@@ -7,7 +7,8 @@ from typing import Dict, List, Optional, Tuple
 
 import yaml
 
-__all__ = ['ModelEntry', 'load_model_index', 'model_key', 'paper_complexity', 'readme_table', 'REPO_ROOT']
+__all__ = ['ModelEntry', 'load_model_index', 'method_readme', 'method_readmes', 'model_key', 'paper_complexity',
+           'readme_table', 'REPO_ROOT']
 
 # model-index.yml sits at the root of the repository checkout (it is not part of an installed wheel).
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -88,11 +89,13 @@ def paper_complexity(config: str, root: str = REPO_ROOT) -> Tuple[Optional[float
     return None, None
 
 
-def readme_table(entries: List[ModelEntry]) -> str:
+def readme_table(entries: List[ModelEntry], config_links: bool = False) -> str:
     """The README's model-zoo table (Markdown), generated from the index.
 
     Args:
         entries: From :func:`load_model_index`.
+        config_links: Name each config by its file name, linked relative to its own folder (for
+            ``configs/<method>/README.md``), instead of its path from the repository root.
 
     Returns:
         The table, one line per config.
@@ -111,5 +114,47 @@ def readme_table(entries: List[ModelEntry]) -> str:
         params = f'{e.params_m:.1f}' if e.params_m else '–'
         flops = f'{e.flops_g:.0f}' if e.flops_g else '–'
         result = ', '.join(f'{k} {v}' for k, v in e.metrics.items()) or 'none reported'
-        lines.append(f"| `{e.config}` | {meta['Backbone']} | {schedule} | {start} | {params} | {flops} | {result} |")
+        name = f'[`{osp.basename(e.config)}`]({osp.basename(e.config)})' if config_links else f'`{e.config}`'
+        lines.append(f"| {name} | {meta['Backbone']} | {schedule} | {start} | {params} | {flops} | {result} |")
     return '\n'.join(lines)
+
+
+METHOD_README_NOTE = ('<!-- generated from metafile.yml by `python tools/analysis/model_table.py --method-readmes`; '
+                      'edit the metafile, then run that -->')
+
+
+def method_readme(metafile: str, root: str = REPO_ROOT) -> str:
+    """``configs/<method>/README.md``, generated from the method's metafile (OpenMMLab's per-method README).
+
+    Args:
+        metafile: Path of the metafile relative to ``root``.
+        root: Repository root.
+
+    Returns:
+        The Markdown text.
+    """
+    with open(osp.join(root, metafile)) as f:
+        meta = yaml.safe_load(f)
+    collection = meta['Collections'][0]
+    entries = [ModelEntry(m) for m in meta['Models']]
+    paper = collection['Metadata'].get('Paper') or collection.get('Paper') or {}
+    architecture = ', '.join(collection['Metadata'].get('Architecture', []))
+    data = collection['Metadata'].get('Training Data', '')
+    metric = 'COCO minival box / mask AP' if data == 'COCO' else f'{data} val mIoU'
+    lines = [f"# {collection['Name']} with Focal Transformer backbones", '', METHOD_README_NOTE, '',
+             f"[{paper.get('Title', 'Focal Transformer')}]({paper.get('URL', '')}) (NeurIPS 2021): the paper's "
+             f"{collection['Name']} experiments. Architecture: {architecture}; trained on {data}.", '',
+             readme_table(entries, config_links=True), '',
+             f'Params and FLOPs are the published counts of each model (1x and 3x share them); results the published '
+             f'{metric} where there is one (the paper\'s; for reference models their own repositories\', named in '
+             'metafile.yml). **No model here was trained by mmfocal**: there are no '
+             'trained checkpoints, only the ImageNet file each config starts from (put it in `checkpoints/`). '
+             "mmfocal's own counts beside the paper's: `docs/model_zoo.md`.", '']
+    return '\n'.join(lines)
+
+
+def method_readmes(root: str = REPO_ROOT) -> Dict[str, str]:
+    """``{path of configs/<method>/README.md: its generated text}`` for every metafile of the index."""
+    with open(osp.join(root, 'model-index.yml')) as f:
+        imports = yaml.safe_load(f)['Import']
+    return {osp.join(osp.dirname(m), 'README.md'): method_readme(m, root) for m in imports}

@@ -1,55 +1,20 @@
-"""What the command-line tools share: config preparation, dataset checks, runner building, one-line errors."""
+"""What a training or test run needs checked before it starts, as plain functions that raise.
 
-import argparse
-import os
+``tools/train.py`` and ``tools/test.py`` (and anyone's own scripts) call these; they raise :class:`UserError`
+for input a user can fix and never end the process (the tools turn the error into one line).
+"""
+
 import os.path as osp
-from typing import Any, Callable, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 from mmengine.config import Config
 
-__all__ = ['UserError', 'add_launcher_args', 'build_runner', 'check_dataset_paths', 'check_pretrained_files',
-           'check_resume_matches', 'dataset_hint', 'default_work_dir', 'explain_data_error', 'load_tool_config',
-           'run_guarded', 'run_tool']
+__all__ = ['UserError', 'annotation_files', 'build_runner', 'check_dataset_paths', 'check_pretrained_files',
+           'check_resume_matches', 'dataset_hint', 'default_work_dir', 'explain_data_error', 'load_tool_config']
 
 
 class UserError(Exception):
     """An input problem the user can fix; the tools print it without a traceback."""
-
-
-def add_launcher_args(parser: argparse.ArgumentParser) -> None:
-    """The options every runner tool takes, as mmdet's and mmseg's tools name them.
-
-    Args:
-        parser: The tool's parser (``--cfg-options``, ``--launcher`` and ``--local-rank`` are added).
-    """
-    from mmengine.config import DictAction
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override settings in the config, key=value (e.g. train_cfg.max_epochs=1)')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-
-
-def run_tool(args: argparse.Namespace, prepare: Callable[[argparse.Namespace], Tuple[Config, str]],
-             action: Callable[[Any], None]) -> None:
-    """Body of a runner tool: prepare the config, build the runner, run ``action`` on it.
-
-    Bad input while preparing or running (missing files, corrupt images or annotations) ends the
-    process with one ``error:`` line and exit code 1 instead of a traceback.
-
-    Args:
-        args: Parsed arguments (``--local-rank`` becomes ``LOCAL_RANK`` when the launcher did not set it).
-        prepare: Turns the arguments into (config, scope); raises :class:`UserError` on bad input.
-        action: Called with the built runner, e.g. ``lambda runner: runner.train()``.
-    """
-    import sys
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    import mmfocal  # noqa: F401  (registers the models, safe checkpoint loading)
-    try:
-        cfg, scope = prepare(args)
-    except (UserError, ValueError, ImportError, FileNotFoundError) as exc:
-        sys.exit(f'error: {exc}')
-    run_guarded(lambda: action(build_runner(cfg, scope)), cfg)
 
 
 def default_work_dir(config: str) -> str:
@@ -97,8 +62,8 @@ def check_resume_matches(cfg: Config) -> Optional[str]:
     """
     from mmengine.runner import find_latest_checkpoint
 
-    from .checkpoint_compat import safe_torch_load
-    from .config import build_model
+    from ..utils.checkpoint_compat import safe_torch_load
+    from ..utils.config import build_model
     path = cfg.get('load_from') or find_latest_checkpoint(cfg.work_dir)
     if not path or '://' in path or not osp.isfile(path):
         return None
@@ -141,7 +106,7 @@ def load_tool_config(config: str, cfg_options: Optional[dict], launcher: str,
         (config, ``'mmdet'`` or ``'mmseg'``).
     """
     from ..engine import setup_distributed_cpu
-    from .config import syncbn_to_bn, task_of
+    from ..utils.config import syncbn_to_bn, task_of
     if not osp.isfile(config):
         raise UserError(f'config file not found: {config}')
     cfg = Config.fromfile(config)
@@ -226,59 +191,8 @@ def build_runner(cfg: Config, scope: str):
     return Runner.from_cfg(cfg)
 
 
-def run_guarded(fn, cfg: Optional[Config] = None) -> None:
-    """Run ``fn``; turn known input problems (missing files, corrupt images or annotations) into one
-    ``error:`` line and exit code 1 instead of a traceback.
-
-    Args:
-        fn: A callable without arguments.
-        cfg: The config, to name its annotation files in messages.
-    """
-    import sys
-    finished = False
-    try:
-        fn()
-        finished = True
-    except (UserError, FileNotFoundError) as exc:
-        sys.exit(f'error: {exc}')
-    except Exception as exc:  # noqa: BLE001
-        message = explain_data_error(exc, _annotation_files(cfg) if cfg is not None else [])
-        if message is None:
-            raise
-        sys.exit(f'error: {message}')
-    finally:
-        _shutdown_distributed(finished)
-
-
-def _shutdown_distributed(finished: bool) -> None:
-    """Tear down a process group that mmengine leaves alive, without the gloo abort at exit.
-
-    Args:
-        finished: Whether the tool's work completed on this rank (then all ranks meet first).
-    """
-    import logging
-    import sys
-
-    import torch.distributed as dist
-    if not (dist.is_available() and dist.is_initialized()):
-        return
-    multi_process = dist.get_world_size() > 1
-    if finished:
-        # ranks end at different times (rank 0 writes checkpoints and logs): tearing gloo down while a
-        # peer is still inside a collective aborts that peer
-        dist.barrier()
-    dist.destroy_process_group()
-    if finished and multi_process:
-        # gloo's C++ threads can still abort the interpreter's final teardown ("terminate called
-        # without an active exception", exit -6) after a clean run; everything is written, so leave
-        # without running static destructors
-        logging.shutdown()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)
-
-
-def _annotation_files(cfg: Config) -> List[str]:
+def annotation_files(cfg: Config) -> List[str]:
+    """The annotation files of every dataset in the config's dataloaders (for error messages)."""
     files = []
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         if cfg.get(loader):

@@ -1,6 +1,7 @@
-"""The fused focal attention: one gather of every key of a window, a fused kernel, a hand-written backward.
+"""Focal attention (v1): one gather of every key of a window, a fused kernel, a hand-written backward.
 
-What the model relies on (:class:`mmfocal.models.layers.FocalAttention` calls these):
+:class:`mmfocal.models.layers.FocalAttention` calls :func:`focal_v1_attention`, which runs
+
 
 * :func:`pack_qkv` lays the qkv projections out as queries by window and key/value *sources*
   (one row per token), the border mask riding along as an extra channel;
@@ -9,103 +10,29 @@ What the model relies on (:class:`mmfocal.models.layers.FocalAttention` calls th
 * :class:`FocalAttentionCore` (training) is the same from the qkv projections to the output, saving the
   sources rather than the gathered keys and gathering again in backward.
 
-CPU loops run in pieces of window rows (:class:`~mmfocal.ops.settings.AttentionSettings`) with
-per-thread reusable buffers (:data:`scratch`).
+CPU loops run in pieces of window rows (:func:`~mmfocal.ops.pieces`) with per-thread reusable buffers
+(:data:`~mmfocal.ops.scratch`).
 """
 
-import threading
-from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import List, NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 
-from .settings import flash_cpu_op, get_attention_settings
+from .dispatch import AttentionPath
+from .scratch import gather_rows, pieces, scratch
+from .settings import flash_cpu_op
 
-__all__ = ['AttentionGeometry', 'FocalAttentionCore', 'ScratchBuffers', 'accumulate_dtype', 'fused_attention',
-           'pack_qkv', 'scratch']
-
-
-class ScratchBuffers(threading.local):
-    """Per-thread reusable CPU buffers for the transient tensors of the attention loops.
-
-    Buffers of tens of MiB come from fresh ``mmap`` pages on every allocation with glibc's malloc, and
-    the page faults cost as much as the copy itself. Other devices have caching allocators and get a
-    fresh tensor. A backbone forward brackets its attentions with :meth:`begin_forward` and
-    :meth:`end_forward`; a training forward keeps the buffers for its backward pass
-    (:meth:`keep_until_backward`), which gathers keys again and needs buffers of the same sizes.
-    """
-
-    def __init__(self) -> None:
-        self.buffers: Dict[tuple, torch.Tensor] = {}
-        self.release_hooked = False
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes this thread holds."""
-        return sum(b.numel() * b.element_size() for b in self.buffers.values())
-
-    def get(self, name: str, shape: Sequence[int], like: torch.Tensor) -> torch.Tensor:
-        """A buffer of ``shape`` for a transient tensor (never one autograd saves).
-
-        Args:
-            name: Which transient (buffers of one name are reused, growing when needed).
-            shape: Shape wanted.
-            like: Tensor whose dtype and device the buffer takes.
-
-        Returns:
-            A view of the reused buffer (CPU) or a fresh tensor (other devices).
-        """
-        if like.device.type != 'cpu':
-            return like.new_empty(shape)
-        numel = 1
-        for n in shape:
-            numel *= n
-        buf = self.buffers.get((name, like.dtype))
-        if buf is None or buf.numel() < numel:
-            buf = self.buffers[(name, like.dtype)] = like.new_empty(numel)
-        return buf[:numel].view(*shape)
-
-    def release(self) -> None:
-        """Free this thread's buffers."""
-        self.buffers = {}
-
-    def begin_forward(self) -> None:
-        """Start of a backbone forward: no attention has asked to keep the buffers yet."""
-        self.release_hooked = False
-
-    def keep_until_backward(self, tensor: torch.Tensor) -> None:
-        """Keep the buffers of this forward for its backward pass, then free them.
-
-        Called by every autograd attention with one of its inputs that needs a gradient; the first of a
-        backbone forward hooks it: its gradient is complete only after every later attention's backward
-        has run.
-        """
-        if not self.release_hooked:
-            tensor.register_hook(lambda grad: self.release())
-            self.release_hooked = True
-
-    def end_forward(self) -> None:
-        """End of a backbone forward: free the buffers unless a backward pass will use them."""
-        if not self.release_hooked:
-            self.release()
+__all__ = ['AttentionGeometry', 'FocalAttentionCore', 'accumulate_dtype', 'focal_v1_attention', 'fused_attention',
+           'pack_qkv']
 
 
-scratch = ScratchBuffers()
-
-
-def _window_chunks(q: torch.Tensor, n_keys: int, grid: Tuple[int, int]) -> List[Tuple[int, slice]]:
-    """The pieces of the attention loops: (image, slice of window rows) pairs.
-
-    On CPU a piece holds whole rows of windows, as many as fit in ``AttentionSettings.piece_bytes`` (at
-    least one); on other devices (caching allocators, and fewer kernel launches are better) one piece per image.
-    """
+def _window_pieces(q: torch.Tensor, n_keys: int, grid: Tuple[int, int]) -> List[Tuple[int, slice]]:
+    """The pieces of the attention loops: (image, slice of window rows) pairs (:func:`~mmfocal.ops.pieces`)."""
     b, h, nw, s2, dk = q.shape
     nwh, nww = grid
-    rows = nwh
-    if q.device.type == 'cpu':
-        row_bytes = nww * h * n_keys * (4 * dk + 2 * s2) * q.element_size()
-        rows = max(1, min(nwh, get_attention_settings().piece_bytes // row_bytes))
-    return [(i, slice(r, min(nwh, r + rows))) for i in range(b) for r in range(0, nwh, rows)]
+    row_bytes = nww * h * n_keys * (4 * dk + 2 * s2) * q.element_size()
+    return [(i, rows) for i in range(b) for rows in pieces(nwh, row_bytes, q.device)]
 
 
 def _window_slice(rows: slice, nww: int) -> slice:
@@ -121,9 +48,8 @@ def _gather_windows(src: torch.Tensor, index: torch.Tensor, image: int, windows:
     the gather copies long rows (much faster than gathering per head); the fused kernels take the
     strided (windows, heads, keys, dk) views as they are.
     """
-    rows = src[image].view(src.shape[1], -1)
     idx = index.view(-1, n_keys)[windows].reshape(-1)
-    kv = torch.index_select(rows, 0, idx, out=scratch.get('kv', (idx.numel(), rows.shape[1]), src))
+    kv = gather_rows(src[image].view(src.shape[1], -1), idx, 'kv')
     kv = kv.view(-1, n_keys, *src.shape[2:])  # (nWc, N, 2, h, dk)
     return kv[:, :, 0].transpose(1, 2), kv[:, :, 1].transpose(1, 2)
 
@@ -212,7 +138,7 @@ def fused_attention(q: torch.Tensor, src: torch.Tensor, bias: torch.Tensor, g: A
     b, h = q.shape[:2]
     (nwh, nww), s, d = g.grid, g.window, g.head_dims
     out = q.new_empty(b, nwh, s, nww, s, h, d)
-    for i, window_rows in _window_chunks(q, g.n_keys, g.grid):
+    for i, window_rows in _window_pieces(q, g.n_keys, g.grid):
         w = _window_slice(window_rows, nww)
         k, v = _gather_windows(src, g.index, i, w, g.n_keys)
         q_c = q[i, :, w].transpose(0, 1)  # (nWc, h, s2, dk), as are k, v (N keys) and the output
@@ -273,13 +199,12 @@ class FocalAttentionCore(torch.autograd.Function):
         grad_qkv = q.new_empty(b, nwh, s, nww, s, 3, h, d)
         grad_src = src.new_zeros(b, n_src, 2 * h * dk)
         grad_bias = q.new_zeros(h, s2, n_keys, dtype=accumulate_dtype(q.dtype))
-        for i, window_rows in _window_chunks(q, n_keys, g.grid):
+        for i, window_rows in _window_pieces(q, n_keys, g.grid):
             w = _window_slice(window_rows, nww)
             n_rows = window_rows.stop - window_rows.start
             idx = g.index.view(nw, n_keys)[w].reshape(-1)
             # by token rows, then head-major so each (head, window) has contiguous key matrices
-            rows = scratch.get('kv_rows', (idx.numel(), 2 * h * dk), q)
-            torch.index_select(src[i].view(n_src, -1), 0, idx, out=rows)
+            rows = gather_rows(src[i].view(n_src, -1), idx, 'kv_rows')
             kv = scratch.get('kv', (2, h, w.stop - w.start, n_keys, dk), q)
             kv.copy_(rows.view(-1, n_keys, 2, h, dk).permute(2, 3, 0, 1, 4))
             q_c = q[i, :, w] * g.scale
@@ -316,3 +241,27 @@ class FocalAttentionCore(torch.autograd.Function):
             grad_pooled = pooled[:, p:p + nwh, p:p + nww].reshape(b, nwh, nww, 2 * h * d)
         grad_bias = grad_bias.to(bias.dtype).view(1, h, 1, s2, n_keys)
         return grad_qkv.view(b, nwh * s, nww * s, 3 * h * d), grad_pooled, grad_bias, None, None
+
+
+def focal_v1_attention(qkv: torch.Tensor, kv_pooled: Optional[torch.Tensor], bias: torch.Tensor, g: AttentionGeometry,
+                       path: AttentionPath) -> torch.Tensor:
+    """Focal attention from the qkv projections to the (B, Hp, Wp, C) output, by ``path``.
+
+    Args:
+        qkv: (B, Hp, Wp, 3C) projections of the padded map.
+        kv_pooled: (B, nWh, nWw, 2C) key/value projections of the pooled tokens, or None.
+        bias: (1, h, 1, s2, N) position bias shared by all windows (repeated ring keys merged).
+        g: The call's geometry.
+        path: ``FUSED`` (no autograd) or ``CORE`` (:class:`FocalAttentionCore`), from
+            :func:`~mmfocal.ops.choose_path`.
+    """
+    if path is AttentionPath.FUSED:
+        q, src = pack_qkv(qkv, kv_pooled, g)
+        return fused_attention(q, src, bias[:, :, 0], g)
+    if path is not AttentionPath.CORE:
+        raise ValueError(f'focal_v1_attention runs the FUSED and CORE paths, not {path}.')
+    inputs = [t for t in (qkv, kv_pooled, bias) if t is not None and t.requires_grad]
+    if inputs:
+        scratch.keep_until_backward(inputs[0])
+    flash = qkv.device.type == 'cpu' and flash_cpu_op() is not None
+    return FocalAttentionCore.apply(qkv, kv_pooled, bias, g, flash)

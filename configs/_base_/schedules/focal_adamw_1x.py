@@ -1,0 +1,18 @@
+# The paper's detection schedule: AdamW (lr 1e-4, wd 0.05, batch 16), no weight decay on the position-bias tables
+# and norms, 1000-iteration linear warm-up, steps at epochs 8 and 11 of 12. `relative_position_bias_table`
+# matches by substring, so it also covers ..._to_neighbors and ..._to_windows; `norm` covers every LayerNorm
+# (norm1, norm2, the patch-embedding and output norms).
+_base_ = 'mmdet::_base_/schedules/schedule_1x.py'
+train_cfg = dict(max_epochs=12)
+optim_wrapper = dict(
+    type='OptimWrapper',
+    optimizer=dict(_delete_=True, type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05),
+    paramwise_cfg=dict(custom_keys={
+        'relative_position_bias_table': dict(decay_mult=0.),
+        'norm': dict(decay_mult=0.)
+    }))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=1000),
+    dict(type='MultiStepLR', begin=0, end=12, by_epoch=True, milestones=[8, 11], gamma=0.1)
+]
+auto_scale_lr = dict(enable=False, base_batch_size=16)

@@ -1,0 +1,86 @@
+"""Which implementation an attention call takes, and the one cache of per-map-size gather tables.
+
+The attention layers of both families describe *what* they compute; :func:`choose_path` decides *how*, from
+the device, the grad mode, whether the model is being exported or traced, and :mod:`~mmfocal.ops.settings`.
+"""
+
+import enum
+from collections import OrderedDict
+from typing import Any, Callable, Hashable
+
+import torch
+
+from .settings import flash_cpu_op, get_attention_settings
+
+__all__ = ['AttentionPath', 'choose_path', 'exporting', 'cached_geometry', 'clear_geometry_cache']
+
+
+class AttentionPath(enum.Enum):
+    """The implementations of a focal attention call.
+
+    * ``REFERENCE``: the official formulation with standard operators (explicit logits and softmax). Taken for
+      ``attn_impl='reference'``, for attention dropout (which drops every key on its own, as the official
+      code does) and while exporting or tracing (exporters cannot follow custom autograd functions or
+      reused buffers).
+    * ``FUSED``: no autograd; keys gathered piece by piece into reused buffers, a fused kernel per piece.
+    * ``CORE``: training through the family's own ``autograd.Function`` (saves the key sources, not the
+      gathered keys; hand-written backward).
+    * ``AUTOGRAD``: training through autograd and ``scaled_dot_product_attention`` (where no core applies).
+    """
+
+    REFERENCE = 'reference'
+    FUSED = 'fused'
+    CORE = 'core'
+    AUTOGRAD = 'autograd'
+
+
+def exporting() -> bool:
+    """Whether the model is being exported or traced (ONNX, TorchScript tracing, ``torch.export``)."""
+    is_exporting = getattr(getattr(torch, 'compiler', None), 'is_exporting', None)  # newer torch only
+    return bool(torch.onnx.is_in_onnx_export() or torch.jit.is_tracing() or (is_exporting and is_exporting()))
+
+
+def choose_path(family: str, impl: str, device: torch.device, needs_grad: bool,
+                dropout: bool = False) -> AttentionPath:
+    """The implementation of one attention call.
+
+    Args:
+        family: ``'v1'`` (focal attention) or ``'v2'`` (Focal-fast).
+        impl: The layer's ``attn_impl``: ``'fast'`` or ``'reference'``.
+        device: Where the call runs.
+        needs_grad: Whether autograd needs the call's graph (grad mode on and an input that requires grad).
+        dropout: Whether attention dropout is active (training with ``attn_drop > 0``).
+    """
+    if impl == 'reference' or dropout or exporting():
+        return AttentionPath.REFERENCE
+    if not needs_grad:
+        return AttentionPath.FUSED
+    if family == 'v1':
+        return AttentionPath.CORE  # its core saves probabilities where there is no CPU flash op
+    if device.type == 'cpu' and flash_cpu_op() is not None:
+        return AttentionPath.CORE
+    return AttentionPath.AUTOGRAD
+
+
+_GEOMETRY_CACHE: 'OrderedDict[Hashable, Any]' = OrderedDict()
+
+
+def cached_geometry(key: Hashable, build: Callable[[], Any]) -> Any:
+    """The gather tables of ``key`` (family, map size, layer settings, device), built once: least recently used.
+
+    One cache for both families, bounded by ``AttentionSettings.geometry_cache_size``: blocks of a stage share
+    their tables, and multi-scale training sees many map sizes.
+    """
+    value = _GEOMETRY_CACHE.get(key)
+    if value is not None:
+        _GEOMETRY_CACHE.move_to_end(key)
+        return value
+    value = _GEOMETRY_CACHE[key] = build()
+    while len(_GEOMETRY_CACHE) > max(1, get_attention_settings().geometry_cache_size):
+        _GEOMETRY_CACHE.popitem(last=False)
+    return value
+
+
+def clear_geometry_cache() -> None:
+    """Forget every cached gather table (they are rebuilt on use)."""
+    _GEOMETRY_CACHE.clear()

@@ -1,0 +1,190 @@
+"""Focal-fast (v2) attention: each window's nearest keys gathered from the key/value sources, a position bias
+looked up per (query, key) pair in one table of distinct offsets, a fused kernel.
+
+:class:`mmfocal.models.layers.FocalV2Attention` calls :func:`focal_v2_attention` with
+
+* ``q`` (B, nW, h, s2, d) queries by window and ``src`` (B, T, 2C) key/value sources, one row per token
+  (the real tokens of the map, then the pooled window tokens);
+* ``index`` (nW * N,) the source of every key of every window;
+* ``table`` (h, offsets) the position-bias MLPs evaluated once per distinct offset, and the codes that address
+  it: the bias of key k of query q of window w is ``table[:, query_code[w, q] - key_code[w, k]]``.
+"""
+
+from typing import List
+
+import torch
+import torch.nn.functional as F
+
+from .dispatch import AttentionPath
+from .focal_v1 import accumulate_dtype
+from .scratch import gather_rows, pieces, scratch
+from .settings import flash_cpu_op
+
+__all__ = ['BiasLookup', 'FocalV2Core', 'focal_v2_attention', 'lookup_bias']
+
+
+class BiasLookup(torch.autograd.Function):
+    """``table[:, query_code - key_code]`` with a fast backward.
+
+    Autograd's backward of ``index_select`` along the offsets is ``index_add_``, ~20x slower on CPU than
+    ``scatter_add_`` with the index broadcast over the heads; the offsets are recomputed from the two small
+    code tables instead of saving a (windows * s2 * keys) index.
+    """
+
+    @staticmethod
+    def forward(ctx, table: torch.Tensor, query_code: torch.Tensor, key_code: torch.Tensor) -> torch.Tensor:
+        code = query_code - key_code  # (nW, s2, N)
+        ctx.save_for_backward(query_code, key_code)
+        ctx.n_offsets = table.shape[1]
+        return table.index_select(1, code.flatten()).view(-1, *code.shape)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple:
+        query_code, key_code = ctx.saved_tensors
+        code = (query_code - key_code).flatten().long()
+        grad = grad.reshape(grad.shape[0], -1)
+        grad_table = grad.new_zeros(grad.shape[0], ctx.n_offsets).scatter_add_(1, code.expand_as(grad), grad)
+        return grad_table, None, None
+
+
+def lookup_bias(table: torch.Tensor, query_code: torch.Tensor, key_code: torch.Tensor) -> torch.Tensor:
+    """The bias of every (window, query, key) pair, (nW, heads, s2, N), from the offset table (differentiable)."""
+    return BiasLookup.apply(table, query_code, key_code).transpose(0, 1)
+
+
+def _window_pieces(q: torch.Tensor, src: torch.Tensor, n_keys: int) -> List[slice]:
+    """Slices of windows whose gathered keys and biases fit a piece (:func:`~mmfocal.ops.pieces`)."""
+    heads, s2 = q.shape[2:4]
+    return pieces(q.shape[1], n_keys * (src.shape[-1] + heads * s2) * src.element_size(), q.device)
+
+
+def _gather_keys(src: torch.Tensor, image: int, idx: torch.Tensor, n_keys: int, heads: int) -> torch.Tensor:
+    """Keys and values of some windows of one image: (nWc, N, 2, h, d), a view of a reused buffer."""
+    return gather_rows(src[image], idx, 'v2_kv').view(-1, n_keys, 2, heads, src.shape[-1] // (2 * heads))
+
+
+class FocalV2Core(torch.autograd.Function):
+    """Training attention on CPU from queries, key/value sources and the bias table, with its own backward.
+
+    Autograd through the gather, the bias lookup and SDPA's math path keeps the gathered keys, the biases and
+    the probabilities of every window until the backward pass, and zero-fills whole-map gradient buffers. Here
+    PyTorch's CPU flash kernel runs forward piece by piece and only its log-sum-exp is kept; backward gathers
+    the keys and looks the biases up again, recomputes the probabilities per piece, scatters the key/value
+    gradients to the source rows (``index_add_``) and the bias gradients to the table (``scatter_add_``).
+    """
+
+    @staticmethod
+    def forward(ctx, q: torch.Tensor, src: torch.Tensor, table: torch.Tensor, index: torch.Tensor,
+                query_code: torch.Tensor, key_code: torch.Tensor, scale: float) -> torch.Tensor:
+        b, nw, heads, s2, d = q.shape
+        n_keys = key_code.shape[-1]
+        out = q.new_empty(b, nw, heads, s2, d)
+        lse = q.new_empty(b, nw, heads, s2, dtype=accumulate_dtype(q.dtype))
+        parts = _window_pieces(q, src, n_keys)
+        for windows in parts:
+            bias = table.index_select(1, (query_code[windows] - key_code[windows]).flatten())
+            bias = bias.view(heads, -1, s2, n_keys).transpose(0, 1)
+            idx = index.view(nw, n_keys)[windows].flatten()
+            for i in range(b):
+                kv = _gather_keys(src, i, idx, n_keys, heads)
+                o, m = flash_cpu_op()(q[i, windows], kv[:, :, 0].transpose(1, 2), kv[:, :, 1].transpose(1, 2), 0.,
+                                      False, attn_mask=bias, scale=scale)
+                out[i, windows], lse[i, windows] = o, m
+        ctx.save_for_backward(q, src, table, index, query_code, key_code, out, lse)
+        ctx.scale, ctx.pieces = scale, parts
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor) -> tuple:
+        q, src, table, index, query_code, key_code, out, lse = ctx.saved_tensors
+        b, nw, heads, s2, d = q.shape
+        n_keys, scale = key_code.shape[-1], ctx.scale
+        grad_out = grad_out.contiguous()
+        delta = (grad_out * out).sum(-1, keepdim=True)  # rowsum(dP * P) == rowsum(dO * O)
+        grad_q = torch.empty_like(q)
+        grad_src = torch.zeros_like(src)
+        grad_table = torch.zeros_like(table)
+        for windows in ctx.pieces:
+            code = (query_code[windows] - key_code[windows]).flatten()
+            bias = table.index_select(1, code).view(heads, -1, s2, n_keys).transpose(0, 1)
+            idx = index.view(nw, n_keys)[windows].flatten()
+            grad_bias = None
+            for i in range(b):
+                kv = _gather_keys(src, i, idx, n_keys, heads)
+                k, v = kv[:, :, 0].transpose(1, 2), kv[:, :, 1].transpose(1, 2)  # (nWc, h, N, d)
+                q_c, grad_o = q[i, windows], grad_out[i, windows]
+                attn = torch.matmul(q_c, k.transpose(-1, -2), out=scratch.get('v2_attn', bias.shape, q))
+                attn.mul_(scale).add_(bias).sub_(lse[i, windows].unsqueeze(-1)).exp_()  # probabilities
+                grad_kv = scratch.get('v2_grad_kv', (kv.shape[0], n_keys, 2, heads, d), q)
+                grad_kv[:, :, 1] = torch.matmul(attn.transpose(-1, -2), grad_o).transpose(1, 2)
+                grad_attn = torch.matmul(grad_o, v.transpose(-1, -2))
+                grad_attn.sub_(delta[i, windows]).mul_(attn)  # dS, the gradient of the biased logits
+                grad_bias = grad_attn if grad_bias is None else grad_bias.add_(grad_attn)
+                grad_q[i, windows] = torch.matmul(grad_attn, k).mul_(scale)
+                grad_kv[:, :, 0] = torch.matmul(grad_attn.transpose(-1, -2), q_c).mul_(scale).transpose(1, 2)
+                grad_src[i].index_add_(0, idx, grad_kv.view(idx.numel(), -1))
+            grad_bias = grad_bias.transpose(0, 1).reshape(heads, -1)
+            grad_table.scatter_add_(1, code.long().expand_as(grad_bias), grad_bias)
+        return grad_q, grad_src, grad_table, None, None, None, None
+
+
+def _fused(q: torch.Tensor, src: torch.Tensor, table: torch.Tensor, index: torch.Tensor, query_code: torch.Tensor,
+           key_code: torch.Tensor, scale: float) -> torch.Tensor:
+    """Inference: keys and biases gathered a few windows at a time, SDPA on strided views; (B, nW, s2, h, d)."""
+    b, nw, heads, s2, d = q.shape
+    n_keys = key_code.shape[-1]
+    out = q.new_empty(b, nw, s2, heads, d)
+    for windows in _window_pieces(q, src, n_keys):
+        bias = table.index_select(1, (query_code[windows] - key_code[windows]).flatten())
+        bias = bias.view(heads, -1, s2, n_keys).transpose(0, 1)
+        idx = index.view(nw, n_keys)[windows].flatten()
+        for i in range(b):
+            kv = _gather_keys(src, i, idx, n_keys, heads)
+            o = F.scaled_dot_product_attention(q[i, windows], kv[:, :, 0].transpose(1, 2),
+                                               kv[:, :, 1].transpose(1, 2), attn_mask=bias, scale=scale)
+            out[i, windows] = o.transpose(1, 2)
+    return out
+
+
+def _autograd(q: torch.Tensor, src: torch.Tensor, table: torch.Tensor, index: torch.Tensor,
+              query_code: torch.Tensor, key_code: torch.Tensor, scale: float) -> torch.Tensor:
+    """Training through autograd: a window batch per image (the bias is per window, shared by the images)."""
+    b, nw, heads, s2, d = q.shape
+    n_keys = key_code.shape[-1]
+    bias = lookup_bias(table, query_code, key_code)
+    outs = []
+    for i in range(b):
+        kv = src[i].index_select(0, index).view(nw, n_keys, 2, heads, d)
+        outs.append(F.scaled_dot_product_attention(q[i], kv[:, :, 0].transpose(1, 2), kv[:, :, 1].transpose(1, 2),
+                                                   attn_mask=bias, scale=scale))
+    return torch.stack(outs).transpose(2, 3)
+
+
+def focal_v2_attention(q: torch.Tensor, src: torch.Tensor, table: torch.Tensor, index: torch.Tensor,
+                       query_code: torch.Tensor, key_code: torch.Tensor, scale: float,
+                       path: AttentionPath) -> torch.Tensor:
+    """Focal-fast attention by ``path``: (B, nW, s2, C) before the output projection.
+
+    Args:
+        q: (B, nW, h, s2, d) queries.
+        src: (B, T, 2C) key/value sources.
+        table: (h, offsets) position bias per distinct offset.
+        index: (nW * N,) long, the source of every key.
+        query_code: (nW, s2, 1) int32 and ``key_code`` (nW, 1, N) int32: the table entry of a pair is their
+            difference.
+        scale: Attention scale.
+        path: ``FUSED``, ``CORE`` or ``AUTOGRAD`` (:func:`~mmfocal.ops.choose_path`).
+    """
+    args = (q, src, table, index, query_code, key_code, scale)
+    b, nw, heads, s2, d = q.shape
+    if path is AttentionPath.FUSED:
+        out = _fused(*args)
+    elif path is AttentionPath.CORE:
+        if table.requires_grad:
+            scratch.keep_until_backward(table)
+        out = FocalV2Core.apply(q.contiguous(), *args[1:]).transpose(2, 3)
+    elif path is AttentionPath.AUTOGRAD:
+        out = _autograd(*args)
+    else:
+        raise ValueError(f'focal_v2_attention runs the FUSED, CORE and AUTOGRAD paths, not {path}.')
+    return out.reshape(b, nw, s2, heads * d)

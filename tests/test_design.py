@@ -1,0 +1,196 @@
+"""The layout the code promises (docs/architecture.md): attention machinery in ops, one backbone family, a
+library that never ends the process, configs that dump clean; and the state the attention leaves behind."""
+
+import ast
+import glob
+import inspect
+import os.path as osp
+
+import pytest
+import torch
+
+import mmfocal
+from mmfocal import ops
+from mmfocal.models import FocalTransformer, FocalTransformerV2
+from mmfocal.models.backbones.focal_base import FocalBackbone
+from mmfocal.ops import AttentionPath, attention_settings, choose_path, scratch
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+PACKAGE = osp.join(REPO, 'mmfocal')
+SMALL = dict(embed_dims=32, depths=(1, 1, 1, 1), num_heads=(1, 2, 4, 8), drop_path_rate=0.)
+FAMILIES = [FocalTransformer, FocalTransformerV2]
+
+
+def _package_files() -> list:
+    return sorted(glob.glob(osp.join(PACKAGE, '**', '*.py'), recursive=True))
+
+
+def _small(cls: type, **kwargs) -> FocalBackbone:
+    torch.manual_seed(0)
+    model = cls(**SMALL, **kwargs)
+    model.init_weights()
+    return model
+
+
+# --- layout -------------------------------------------------------------------------------
+
+def test_every_autograd_function_and_kernel_choice_lives_in_ops() -> None:
+    functions = {}
+    for path in _package_files():
+        tree = ast.parse(open(path).read())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef) and any('Function' in ast.unparse(b) for b in node.bases):
+                functions[node.name] = osp.relpath(path, PACKAGE)
+            if isinstance(node, ast.Call) and ast.unparse(node.func).endswith(('flash_cpu_op', 'exporting')):
+                functions.setdefault(f'call {ast.unparse(node.func)}', osp.relpath(path, PACKAGE))
+    assert {'FocalAttentionCore', 'FocalV2Core', 'BiasLookup'} <= set(functions)
+    assert all(where.startswith('ops/') for where in functions.values()), functions
+
+
+def test_the_library_never_ends_the_process_and_stays_small() -> None:
+    for path in _package_files():
+        source = open(path).read()
+        rel = osp.relpath(path, PACKAGE)
+        assert 'sys.exit' not in source and 'os._exit' not in source and 'exit(' not in source, rel
+        assert len(source.splitlines()) <= 450, rel
+
+
+def test_both_families_are_one_backbone_with_their_own_version_and_presets() -> None:
+    for cls in FAMILIES:
+        assert issubclass(cls, FocalBackbone) and not issubclass(cls, tuple(set(FAMILIES) - {cls}))
+        assert {'_version', 'arch_zoo'} <= set(vars(cls)), cls  # declared by the family, not inherited
+    v2 = _small(FocalTransformerV2)
+    assert v2.state_dict()._metadata['']['version'] == FocalTransformerV2._version
+    assert FocalTransformerV2._focal_v2 and not FocalTransformer._focal_v2
+
+
+@pytest.mark.parametrize('cls', FAMILIES)
+def test_each_family_names_itself_in_messages(cls: type, tmp_path) -> None:
+    missing = str(tmp_path / 'nothing.pth')
+    model = cls(**SMALL, init_cfg=dict(type='Pretrained', checkpoint=missing))
+    with pytest.raises(FileNotFoundError, match=f'{cls.__name__} init_cfg checkpoint'):
+        model.init_weights()
+    with pytest.raises(ValueError, match=f'^{cls.__name__}: '):
+        cls(**SMALL, out_indices=(7, ))
+    with pytest.raises(ValueError, match=f'^{cls.__name__} expects'):
+        model(torch.rand(3, 64, 64))
+
+
+@pytest.mark.parametrize('cls', FAMILIES)
+def test_fc_window_pooling_starts_as_a_mean_in_both_families(cls: type) -> None:
+    model = _small(cls)
+    pools = [b.pool_layers[0] for stage in model.layers for b in stage.blocks]
+    assert pools and all(torch.all(p.weight == 1. / 49) and torch.all(p.bias == 0) for p in pools)
+
+
+# --- the dispatcher and the caches ---------------------------------------------------------
+
+def test_the_dispatcher_picks_one_path_per_call() -> None:
+    cpu = torch.device('cpu')
+    for family in ('v1', 'v2'):
+        assert choose_path(family, 'reference', cpu, True) is AttentionPath.REFERENCE
+        assert choose_path(family, 'fast', cpu, True, dropout=True) is AttentionPath.REFERENCE
+        assert choose_path(family, 'fast', cpu, False) is AttentionPath.FUSED
+    with attention_settings(cpu_flash=True):
+        if ops.flash_cpu_op() is not None:
+            assert choose_path('v2', 'fast', cpu, True) is AttentionPath.CORE
+    with attention_settings(cpu_flash=False):
+        assert choose_path('v1', 'fast', cpu, True) is AttentionPath.CORE  # its core saves probabilities
+        assert choose_path('v2', 'fast', cpu, True) is AttentionPath.AUTOGRAD
+    assert choose_path('v2', 'fast', torch.device('meta'), True) is AttentionPath.AUTOGRAD
+
+
+def test_the_piece_policy_cuts_equal_pieces_within_the_budget() -> None:
+    with attention_settings(piece_bytes=1000):
+        pieces = ops.pieces(10, 300, torch.device('cpu'))
+    sizes = [p.stop - p.start for p in pieces]
+    assert sum(sizes) == 10 and pieces[0].start == 0 and all(a.stop == b.start for a, b in zip(pieces, pieces[1:]))
+    assert max(sizes) * 300 <= 1000 and max(sizes) - min(sizes) <= 1
+    assert ops.pieces(10, 300, torch.device('meta')) == [slice(0, 10)]  # caching allocators: one piece
+
+
+def test_one_bounded_geometry_cache_serves_both_families() -> None:
+    from mmfocal.ops import dispatch
+    ops.clear_geometry_cache()
+    x = torch.rand(1, 3, 64, 64)
+    models = [_small(cls).eval() for cls in FAMILIES]
+    with torch.no_grad():
+        for model in models:
+            model(x)
+        assert {key[0] for key in dispatch._GEOMETRY_CACHE} == {'v1', 'v2'}
+        entries = len(dispatch._GEOMETRY_CACHE)
+        models[0](x)  # the same sizes again: served from the cache
+        assert len(dispatch._GEOMETRY_CACHE) == entries
+        with attention_settings(geometry_cache_size=3):
+            models[0](torch.rand(1, 3, 96, 96))
+            assert len(dispatch._GEOMETRY_CACHE) == 3  # least recently used ones went first
+            assert all(key[0] == 'v1' for key in dispatch._GEOMETRY_CACHE)
+    ops.clear_geometry_cache()
+
+
+# --- state left behind ---------------------------------------------------------------------
+
+class _Boom(RuntimeError):
+    pass
+
+
+@pytest.mark.parametrize('cls', FAMILIES)
+def test_a_forward_that_raises_leaves_no_buffers_behind(cls: type, monkeypatch) -> None:
+    model = _small(cls).train()
+    block = model.layers[2].blocks[0]
+
+    def explode(*args, **kwargs):
+        raise _Boom('stage 3 failed')
+
+    monkeypatch.setattr(block, 'forward', explode)
+    with pytest.raises(_Boom):
+        model(torch.rand(2, 3, 96, 128))
+    assert scratch.nbytes == 0 and not scratch.release_hooked
+
+
+@pytest.mark.parametrize('cls', FAMILIES)
+def test_a_teacher_forward_between_forward_and_backward_changes_no_gradient(cls: type) -> None:
+    x = torch.rand(2, 3, 96, 128)
+    student, teacher = _small(cls).train(), _small(cls).eval()
+
+    def grads(with_teacher: bool) -> list:
+        student.zero_grad()
+        feats = student(x)
+        if with_teacher:
+            with torch.no_grad():  # a larger map: every buffer the student's backward reuses is overwritten
+                teacher(torch.rand(1, 3, 160, 224))
+        sum(f.square().sum() for f in feats).backward()
+        return [p.grad.clone() for p in student.parameters()]
+
+    alone, between = grads(False), grads(True)
+    assert all(torch.equal(a, b) for a, b in zip(alone, between))
+    assert scratch.nbytes == 0
+
+
+# --- configs -------------------------------------------------------------------------------
+
+def _top_level_keys(config: str) -> set:
+    from mmengine.config import Config
+    return set(Config.fromfile(config).keys())
+
+
+@pytest.mark.slow
+def test_configs_dump_the_experiment_and_nothing_else() -> None:
+    # every top-level name of a shipped config is one mmdet's / mmseg's own configs use
+    import mmdet
+    import mmseg
+    reference = set()
+    for package, config in ((mmdet, 'mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'),
+                            (mmdet, 'sparse_rcnn/sparse-rcnn_r50_fpn_1x_coco.py'), (mmdet, 'atss/atss_r50_fpn_1x_coco.py'),
+                            (mmseg, 'swin/swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512.py')):
+        reference |= _top_level_keys(osp.join(osp.dirname(package.__file__), '.mim', 'configs', config))
+    reference |= {'custom_imports'}
+    configs = sorted(c for c in glob.glob(osp.join(REPO, 'configs', '*', '*.py'))
+                     if '/_base_/' not in c and '/demo/' not in c)
+    assert len(configs) >= 30
+    for config in configs:
+        extra = _top_level_keys(config) - reference
+        assert not extra, (osp.relpath(config, REPO), sorted(extra))
+    assert 'absolute_pos_embed' not in open(osp.join(REPO, 'configs/_base_/schedules/focal_adamw_1x.py')).read()
+
+
