@@ -18,9 +18,12 @@ test-fast: setup
 	$(PY) -m pytest tests -m "not slow" $(PYTEST_ARGS)
 
 # the tools' end-to-end runs (train, test, infer, resume, DDP, stock mm tools): the slow tests of tests/test_tools.py
-# except the full `make demo` run (`make test` runs that one)
+# except the full `make demo` run (`make test` runs that one); E2E=stack: only those marked stack_e2e (train / test /
+# infer / stock tools and DDP), what a second stack needs on top of its fast suite
+E2E ?= all
+E2E_MARK := $(if $(filter stack,$(E2E)),stack_e2e,slow and not demo)
 test-tools-e2e: setup
-	$(PY) -m pytest tests/test_tools.py -m "slow and not demo" $(PYTEST_ARGS)
+	$(PY) -m pytest tests/test_tools.py -m "$(E2E_MARK)" $(PYTEST_ARGS)
 
 demo: setup
 	$(PY) tools/demo.py

@@ -29,7 +29,7 @@ except ImportError as exc:
     MISSING_SCOPES.setdefault('mmdet', str(exc))
     if importlib.util.find_spec('mmdet') is not None:  # mmdet is there, so something it needs is broken
         warnings.warn(f'mmfocal: RepPointsV2Head is unavailable because an import failed ({exc}); it needs mmdet '
-                      '3.3 and mmcv 2.1 with ops (see README, Quick start).', stacklevel=2)
+                      '3.3 and mmcv 2.1 with ops (see docs/install.md).', stacklevel=2)
 else:
     register_models([RepPointsV2Head, RPDBiFPN, SEPFocalLoss, LegacyGIoULoss], scopes=('mmdet', ))
     register_models([CornerHeatmapAssigner, PointAssignerV2, ATSSAssignerV2], scopes=('mmdet', ),

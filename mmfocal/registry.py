@@ -51,4 +51,4 @@ def require_scope(scope: Optional[str]) -> None:
                          '(segmentation) configs.')
     if scope not in REGISTERED_SCOPES:
         raise ImportError(f'This config needs {scope}, which is not importable here ({MISSING_SCOPES.get(scope)}); '
-                          f'install it with `pip install {_SCOPES[scope]}` (see README).')
+                          f'install it with `pip install {_SCOPES[scope]}` (see docs/install.md).')

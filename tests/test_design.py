@@ -48,10 +48,12 @@ def test_every_autograd_function_and_kernel_choice_lives_in_ops() -> None:
 
 
 def test_the_library_never_ends_the_process_and_stays_small() -> None:
+    # `python -m mmfocal` (mmfocal/__main__.py) is the one launcher: it turns main()'s status into the exit code
     for path in _package_files():
         source = open(path).read()
         rel = osp.relpath(path, PACKAGE)
-        assert 'sys.exit' not in source and 'os._exit' not in source and 'exit(' not in source, rel
+        if rel != '__main__.py':
+            assert not any(word in source for word in ('sys.exit', 'os._exit', 'exit(', 'SystemExit')), rel
         assert len(source.splitlines()) <= 450, rel
 
 
@@ -181,7 +183,8 @@ def test_configs_dump_the_experiment_and_nothing_else() -> None:
     import mmseg
     reference = set()
     for package, config in ((mmdet, 'mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'),
-                            (mmdet, 'sparse_rcnn/sparse-rcnn_r50_fpn_1x_coco.py'), (mmdet, 'atss/atss_r50_fpn_1x_coco.py'),
+                            (mmdet, 'sparse_rcnn/sparse-rcnn_r50_fpn_1x_coco.py'),
+                            (mmdet, 'atss/atss_r50_fpn_1x_coco.py'),
                             (mmseg, 'swin/swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512.py')):
         reference |= _top_level_keys(osp.join(osp.dirname(package.__file__), '.mim', 'configs', config))
     reference |= {'custom_imports'}

@@ -1,4 +1,4 @@
-"""RepPoints V2 (head, targets, losses, inference) as described in the README, section "RepPointsV2"."""
+"""RepPoints V2 (head, targets, losses, inference) as described in docs/reppoints_v2.md."""
 
 import math
 import os.path as osp

@@ -44,6 +44,7 @@ def train_losses(work_dir: str) -> list:
 
 
 @pytest.mark.slow
+@pytest.mark.stack_e2e
 def test_mask_rcnn_demo_trains_checkpoints_and_tests_with_coco_metrics(tmp_path) -> None:
     work = str(tmp_path / 'mrcnn')
     tool('tools/train.py', MASK, '--work-dir', work, '--cfg-options', 'train_cfg.max_epochs=1',
@@ -214,6 +215,7 @@ def test_resume_continues_at_the_saved_iteration_with_the_same_schedule(tmp_path
 
 
 @pytest.mark.slow
+@pytest.mark.stack_e2e
 def test_two_process_gloo_ddp_training(tmp_path) -> None:
     work = str(tmp_path / 'ddp')
     result = subprocess.run(

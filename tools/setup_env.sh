@@ -116,7 +116,9 @@ fi
 # mmcv's own dependencies (mmengine, addict, yapf, ...) come with the requirements, so check its ops after.
 say "installing the OpenMMLab stack, test tools and mmfocal (editable)"
 "${PIP[@]}" -q -r "$REPO/requirements.txt" -r "$REPO/requirements-test.txt"
-"${PIP[@]}" -q --no-deps -e "$REPO"
+# mim without openmim's opendatalab chain, which would downgrade setuptools (its dependencies are in requirements-test)
+"${PIP[@]}" -q --no-deps openmim==0.3.9
+"${PIP[@]}" -q --no-deps --no-build-isolation -e "$REPO"  # the venv's setuptools (pinned <81), no download
 if ! has_mmcv_ops; then
     say "error: mmcv.ops does not import (a wheel built for another torch than $torch_pin?):"
     "$PY" -c 'import mmcv.ops' || true

@@ -40,7 +40,7 @@ demo_coco_masks = _data(with_mask=True)
 del _data
 
 # 4 epochs of 40 iterations (batch 4): AdamW 1e-3 (10x the COCO recipe's: from scratch, batch 4, minutes),
-# a 40-iteration warm-up and a cosine decay to 1e-5, measured on this data (README, "Demo").
+# a 40-iteration warm-up and a cosine decay to 1e-5, measured on this data (docs/tools.md, "The demo").
 demo_max_epochs = 4
 demo_train_cfg = dict(max_epochs=demo_max_epochs, val_interval=demo_max_epochs)
 demo_param_scheduler = [

@@ -1,6 +1,6 @@
 # The flagship config (Mask R-CNN + Focal-T) on the embedded demo data: data, image size, schedule and the
 # proposal/RoI budgets differ. Trains from scratch (no ImageNet checkpoint needed) in about 5 minutes on 2 CPU
-# cores (README, "Demo"). Data: python tools/misc/make_demo_data.py  (data/demo/coco)
+# cores (docs/tools.md, "The demo"). Data: python tools/misc/make_demo_data.py  (data/demo/coco)
 _base_ = ['../mask_rcnn/focal_tiny_1x.py', './_demo_coco.py']
 
 model = dict(

@@ -1,6 +1,6 @@
 # UPerNet + Focal-T (the ADE20K config) on the embedded demo data: data, image size, head widths and schedule
 # differ (ADE20K's 150 class names are swapped for the demo's 4 through BaseSegDataset). Trains from scratch in
-# about 2 minutes on 2 CPU cores (README, "Demo").
+# about 2 minutes on 2 CPU cores (docs/tools.md, "The demo").
 # Data: python tools/misc/make_demo_data.py  (data/demo/ade: ground + 3 shapes, 0 = ignored "other")
 _base_ = '../upernet/focal_tiny_160k_ade20k.py'
 

@@ -1,7 +1,7 @@
 # UPerNet + Focal-L, ImageNet-22K pretraining, ADE20K, 640x640 crops, 160k iterations, batch 16.
 # Paper numbers (metafile.yml): 240 M, 3376 G, 54.0 / 55.4 (ms+flip) mIoU.
 #
-# Neither a Focal-L configuration nor its weights were released; what is inferred, and why (README, "Focal-L"):
+# Neither a Focal-L configuration nor its weights were released; what is inferred, and why (docs/model_zoo.md):
 # - Shape: Swin-L's (embed 192, depths 2-2-18-2, heads 6-12-24-48), arch='large': the paper sets Focal-L beside
 #   Swin-L (UPerNet 640, 234 M / 3230 G).
 # - Conv embedding (as every released Focal "useconv" model and the T/S/B UPerNet configs here) and no expand

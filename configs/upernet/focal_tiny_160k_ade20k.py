@@ -1,6 +1,6 @@
 # UPerNet + Focal-T, ADE20K, 512x512 crops, 160k iterations, batch 16. Paper numbers: metafile.yml.
-# Backbone: the conv-embedding ("useconv") checkpoint, which is what matches the README's parameter
-# counts (README, "Parameter counts"); focal windows as in detection (the paper does not state them).
+# Backbone: the conv-embedding ("useconv") checkpoint, which is what matches the paper's parameter
+# counts (docs/model_zoo.md); focal windows as in detection (the paper does not state them).
 _base_ = ['mmseg::swin/swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512.py']
 custom_imports = dict(imports=['mmfocal'], allow_failed_imports=False)
 model = dict(

@@ -4,11 +4,12 @@ Everything here raises on bad input (:class:`UserError` for what a user can fix)
 Imported on use (``from mmfocal.apis import ...``): it pulls in mmengine's runner.
 """
 
+from .configs import get_config, list_configs, resource_root
 from .model_index import ModelEntry, load_model_index, model_key, paper_complexity, readme_table
 from .tool_config import (UserError, annotation_files, build_runner, check_dataset_paths, check_pretrained_files,
                           check_resume_matches, dataset_hint, default_work_dir, explain_data_error, load_tool_config)
 
-__all__ = ['ModelEntry', 'UserError', 'annotation_files', 'build_runner', 'check_dataset_paths',
+__all__ = ['ModelEntry', 'UserError', 'get_config', 'list_configs', 'resource_root', 'annotation_files', 'build_runner', 'check_dataset_paths',
            'check_pretrained_files', 'check_resume_matches', 'dataset_hint', 'default_work_dir',
            'explain_data_error', 'load_model_index', 'load_tool_config', 'model_key', 'paper_complexity',
            'readme_table']

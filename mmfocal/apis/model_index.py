@@ -1,5 +1,6 @@
-"""The repository's OpenMMLab model index (``model-index.yml`` + ``configs/*/metafile.yml``): the one place
-the paper's numbers live, read by the README table, ``tools/analysis/model_table.py`` and the tests."""
+"""mmfocal's OpenMMLab model index (``model-index.yml`` + ``configs/*/metafile.yml``): the one place the paper's
+numbers live, read by the README tables, ``tools/analysis/model_table.py``, ``mim`` and the tests; found in a
+checkout or an installed package (:func:`~mmfocal.apis.configs.resource_root`)."""
 
 import os.path as osp
 import re
@@ -7,11 +8,11 @@ from typing import Dict, List, Optional, Tuple
 
 import yaml
 
-__all__ = ['ModelEntry', 'load_model_index', 'method_readme', 'method_readmes', 'model_key', 'paper_complexity',
-           'readme_table', 'REPO_ROOT']
+from .configs import resource_root
 
-# model-index.yml sits at the root of the repository checkout (it is not part of an installed wheel).
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+__all__ = ['ModelEntry', 'load_model_index', 'method_readme', 'method_readmes', 'model_key', 'paper_complexity',
+           'readme_table']
+
 
 
 class ModelEntry(dict):
@@ -53,19 +54,20 @@ def model_key(config: str) -> str:
     return f"{parts[-2]}/{re.sub(r'_[0-9]+x$', '', parts[-1][:-3])}"
 
 
-def load_model_index(root: str = REPO_ROOT) -> List[ModelEntry]:
+def load_model_index(root: Optional[str] = None) -> List[ModelEntry]:
     """Every model of ``model-index.yml``, in its order.
 
     Args:
-        root: Repository root holding ``model-index.yml``.
+        root: Folder holding ``model-index.yml`` (default: :func:`~mmfocal.apis.configs.resource_root`).
 
     Returns:
         The entries.
     """
+    root = resource_root() if root is None else root
     index = osp.join(root, 'model-index.yml')
     if not osp.isfile(index):
-        raise FileNotFoundError(f'{index} not found: the model index is part of the repository checkout '
-                                '(git clone), not of an installed package.')
+        raise FileNotFoundError(f'{index} not found: give the root of an mmfocal checkout or of an installed '
+                                'package (mmfocal.apis.resource_root()).')
     with open(index) as f:
         imports = yaml.safe_load(f)['Import']
     entries = []
@@ -75,13 +77,14 @@ def load_model_index(root: str = REPO_ROOT) -> List[ModelEntry]:
     return entries
 
 
-def paper_complexity(config: str, root: str = REPO_ROOT) -> Tuple[Optional[float], Optional[float]]:
+def paper_complexity(config: str, root: Optional[str] = None) -> Tuple[Optional[float], Optional[float]]:
     """(params in M, FLOPs in G) the paper gives for a config's model, (None, None) where it gives none.
 
     Args:
         config: Config path, absolute or relative to the repository root.
-        root: Repository root.
+        root: Folder holding ``model-index.yml`` (default: the checkout or installed package).
     """
+    root = resource_root() if root is None else root
     rel = osp.relpath(osp.abspath(osp.join(root, config)), root)
     for entry in load_model_index(root):
         if entry.config == rel:
@@ -123,16 +126,17 @@ METHOD_README_NOTE = ('<!-- generated from metafile.yml by `python tools/analysi
                       'edit the metafile, then run that -->')
 
 
-def method_readme(metafile: str, root: str = REPO_ROOT) -> str:
+def method_readme(metafile: str, root: Optional[str] = None) -> str:
     """``configs/<method>/README.md``, generated from the method's metafile (OpenMMLab's per-method README).
 
     Args:
         metafile: Path of the metafile relative to ``root``.
-        root: Repository root.
+        root: Folder holding ``model-index.yml`` (default: the checkout or installed package).
 
     Returns:
         The Markdown text.
     """
+    root = resource_root() if root is None else root
     with open(osp.join(root, metafile)) as f:
         meta = yaml.safe_load(f)
     collection = meta['Collections'][0]
@@ -153,8 +157,9 @@ def method_readme(metafile: str, root: str = REPO_ROOT) -> str:
     return '\n'.join(lines)
 
 
-def method_readmes(root: str = REPO_ROOT) -> Dict[str, str]:
+def method_readmes(root: Optional[str] = None) -> Dict[str, str]:
     """``{path of configs/<method>/README.md: its generated text}`` for every metafile of the index."""
+    root = resource_root() if root is None else root
     with open(osp.join(root, 'model-index.yml')) as f:
         imports = yaml.safe_load(f)['Import']
     return {osp.join(osp.dirname(m), 'README.md'): method_readme(m, root) for m in imports}

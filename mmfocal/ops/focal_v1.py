@@ -1,7 +1,7 @@
 """Focal attention (v1): one gather of every key of a window, a fused kernel, a hand-written backward.
 
-:class:`mmfocal.models.layers.FocalAttention` calls :func:`focal_v1_attention`, which runs
-
+:class:`mmfocal.models.layers.FocalAttention` calls :func:`focal_v1_attention` with the path
+:func:`~mmfocal.ops.choose_path` picked; underneath:
 
 * :func:`pack_qkv` lays the qkv projections out as queries by window and key/value *sources*
   (one row per token), the border mask riding along as an extra channel;
@@ -161,7 +161,7 @@ class FocalAttentionCore(torch.autograd.Function):
     log-sum-exp of PyTorch's flash kernel (``flash=True``; the probabilities are recomputed piece by
     piece in backward) or, elsewhere, the probabilities. Backward gathers the keys again, scatters
     their gradients with ``index_add_`` and writes the qkv gradient directly. With the flash variant
-    no (windows, heads, s2, N) tensor lives from forward to backward (README, "Speed").
+    no (windows, heads, s2, N) tensor lives from forward to backward (docs/speed.md).
     """
 
     @staticmethod

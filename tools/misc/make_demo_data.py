@@ -11,7 +11,7 @@ Usage:
     python tools/misc/make_demo_data.py [--out data/demo] [--train 160] [--val 16] [--size 128]
 
 Many small images with few, large, clearly different objects: what a detector trained from scratch on two
-CPU cores learns in minutes (README, "Demo").
+CPU cores learns in minutes (docs/tools.md, "The demo").
 """
 
 import argparse

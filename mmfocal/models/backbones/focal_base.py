@@ -95,8 +95,8 @@ class FocalBackbone(BaseModule):
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
         if norm_eval:
-            warnings.warn(f'{type(self).__name__}(norm_eval=True) has no effect: its LayerNorms keep no running statistics, so '
-                          'train and eval mode compute the same.', stacklevel=3)
+            warnings.warn(f'{type(self).__name__}(norm_eval=True) has no effect: its LayerNorms keep no running '
+                          'statistics, so train and eval mode compute the same.', stacklevel=3)
         self.num_features = [embed_dims * 2 ** i for i in range(n)]
         # What each output is, for necks and users (timm's feature_info, mmpretrain's out_channels).
         self.out_channels = [self.num_features[i] for i in self.out_indices]

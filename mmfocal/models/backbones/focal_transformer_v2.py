@@ -2,7 +2,7 @@
 
 Official code (ImageNet classification only): ``classification/focal_transformer_v2.py`` of
 https://github.com/microsoft/Focal-Transformer, configs ``focalv2_{tiny,small,base}_useconv_patch4_window7_224``,
-checkpoints ``focalv2-{tiny,small,base}-useconv-is224-ws7.pth``. The README's answer to v1's speed: no rolls
+checkpoints ``focalv2-{tiny,small,base}-useconv-is224-ws7.pth``. The official README's answer to v1's speed: no rolls
 or unfolds; each window attends its ``topk`` nearest tokens and nearest pooled windows
 (:func:`mmfocal.models.layers.focal_v2_geometry`, :class:`mmfocal.models.layers.FocalV2Attention`).
 

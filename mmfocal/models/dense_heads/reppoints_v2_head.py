@@ -4,7 +4,7 @@ RepPoints v1 (init points -> deformable conv -> refined points and classes) plus
 verification branches that are trained as auxiliary tasks and fed back into the features:
 corner heatmaps with sub-pixel offsets (also used at test time to snap box corners) and a
 class-aware foreground map built from the gt boxes. Written for mmdet 3.3 from the description
-in the README, section "RepPointsV2"; the detector itself is mmdet's ``RepPointsDetector``.
+in docs/reppoints_v2.md; the detector itself is mmdet's ``RepPointsDetector``.
 """
 
 import inspect

@@ -192,21 +192,10 @@ class FocalV2Block(_FocalBlockBase):
     """Focal-fast (v2) block: window pooling, :class:`FocalV2Attention`, MLP.
 
     Args:
-        embed_dims: Channels C.
-        num_heads: Attention heads.
-        window_size: Window side s.
-        focal_level: 1 or 2.
-        topk: Keys per level and window.
-        pool_method: Window pooling for level 2: ``'fc'`` (official), ``'mean'``, ``'max'``, ``'conv'``.
-        mlp_ratio: MLP hidden width / C.
-        qkv_bias: Bias in the qkv projection.
-        qk_scale: Override of the attention scale.
-        drop_rate: Dropout after projections.
-        attn_drop_rate: Attention dropout.
-        drop_path_rate: Stochastic depth of this block.
-        norm_cfg: Norm config for the token norms.
-        attn_impl: ``'fast'`` or ``'reference'``.
-        init_cfg: mmengine init config.
+        embed_dims, num_heads, window_size, focal_level, pool_method, mlp_ratio, qkv_bias, qk_scale, drop_rate,
+            attn_drop_rate, drop_path_rate, norm_cfg, attn_impl, init_cfg: As for :class:`FocalBlock`.
+        topk: Keys per level and window (128 in the released models), in place of v1's expand ring and
+            pooled neighbourhood.
     """
 
     attention_cls = FocalV2Attention

@@ -2,7 +2,7 @@
 
 ``SEPFocalLoss`` supervises the foreground-verification map; ``LegacyGIoULoss`` is the GIoU
 loss of the original mmdet-2.2 code base, whose "+1" pixel convention matters because
-RepPoints applies it to boxes divided by ``4 * stride`` (README, "RepPointsV2").
+RepPoints applies it to boxes divided by ``4 * stride`` (docs/reppoints_v2.md).
 """
 
 from typing import Optional

@@ -91,7 +91,7 @@ def check_checkpoint_exists(path: str, what: str = 'FocalTransformer init_cfg ch
     elif os.path.basename(path) in UNRELEASED_CHECKPOINTS:
         where = UNRELEASED_CHECKPOINTS[os.path.basename(path)]
     else:
-        where = 'download the official ImageNet checkpoint (README, "Pretrained weights")'
+        where = 'download the official ImageNet checkpoint (docs/checkpoints.md)'
     raise FileNotFoundError(f'{what} not found: {path!r}: {where} into that path, or set init_cfg=None to train '
                             'from scratch.')
 
