@@ -1,5 +1,5 @@
-"""Utilities of mmfocal: safe checkpoint loading, torch shims; config, CLI, complexity and model-index helpers
-live in their own modules (``mmfocal.utils.config`` etc., imported on use: they pull in mmdet/mmseg)."""
+"""Utilities of mmfocal: safe checkpoint loading, torch shims; the config and complexity helpers live in their own
+modules (``mmfocal.utils.config``, ``mmfocal.utils.complexity``, imported on use: they pull in mmdet/mmseg)."""
 
 from .checkpoint_compat import register_safe_globals, safe_torch_load
 from .torch_compat import register_load_state_dict_pre_hook

@@ -38,9 +38,14 @@ class _WindowAttention(BaseModule):
         self.focal_level = focal_level
         self.scale = qk_scale or self.head_dims ** -0.5
         self.attn_impl = attn_impl
-        self.qkv = nn.Linear(embed_dims, embed_dims * 3, bias=qkv_bias)
+        self._projection_cfg = (qkv_bias, attn_drop, proj_drop)
+
+    def _add_projections(self) -> None:
+        """Register qkv, attn_drop, proj and proj_drop where the family's official module does (key order)."""
+        qkv_bias, attn_drop, proj_drop = self._projection_cfg
+        self.qkv = nn.Linear(self.embed_dims, self.embed_dims * 3, bias=qkv_bias)
         self.attn_drop = nn.Dropout(attn_drop)
-        self.proj = nn.Linear(embed_dims, embed_dims)
+        self.proj = nn.Linear(self.embed_dims, self.embed_dims)
         self.proj_drop = nn.Dropout(proj_drop)
 
     def _path(self, x: torch.Tensor, pooled: Optional[torch.Tensor]) -> AttentionPath:
@@ -121,6 +126,7 @@ class FocalAttention(_WindowAttention):
                 [nn.Parameter(torch.zeros(num_heads, (s + focal_window - 1) ** 2))])
             self.register_buffer('relative_position_index_0', relative_position_index(s, focal_window),
                                  persistent=False)
+        self._add_projections()  # after the tables, as in the official v1 WindowAttention
 
     def init_bias_tables(self) -> None:
         """The official initialisation of the ring and pooled-level tables (trunc-normal, std 0.02).
@@ -261,6 +267,7 @@ class FocalV2Attention(_WindowAttention):
         super().__init__(embed_dims, num_heads, window_size, focal_level, qkv_bias, qk_scale, attn_drop, proj_drop,
                          attn_impl, init_cfg)
         self.topk = topk
+        self._add_projections()  # before the position-bias MLPs, as in the official v2 WindowAttention
         self.coord2rpb_all = nn.ModuleList([
             nn.Sequential(nn.Linear(2, self.head_dims), nn.ReLU(inplace=True), nn.Linear(self.head_dims, num_heads))
             for _ in range(focal_level)
