@@ -5,14 +5,12 @@
 _base_ = '../upernet/focal_tiny_160k_ade20k.py'
 
 data_root = 'data/demo/ade'
-classes = ('ground', 'square', 'disc', 'cross')
-metainfo = dict(classes=classes, palette=[(120, 120, 120), (220, 60, 60), (60, 200, 80), (60, 90, 230)])
 crop_size = (128, 128)
 model = dict(
     data_preprocessor=dict(size=crop_size),
     backbone=dict(init_cfg=None, drop_path_rate=0.0),
-    decode_head=dict(num_classes=len(classes), channels=128),
-    auxiliary_head=dict(num_classes=len(classes), channels=64))
+    decode_head=dict(num_classes=4, channels=128),
+    auxiliary_head=dict(num_classes=4, channels=64))
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),
@@ -27,7 +25,9 @@ test_pipeline = [
     dict(type='LoadAnnotations', reduce_zero_label=True),
     dict(type='PackSegInputs')
 ]
-_dataset = dict(type='BaseSegDataset', data_root=data_root, metainfo=metainfo, img_suffix='.jpg',
+_dataset = dict(type='BaseSegDataset', data_root=data_root, img_suffix='.jpg',
+                metainfo=dict(classes=('ground', 'square', 'disc', 'cross'),
+                              palette=[(120, 120, 120), (220, 60, 60), (60, 200, 80), (60, 90, 230)]),
                 seg_map_suffix='.png', reduce_zero_label=True)
 train_dataloader = dict(
     batch_size=4, num_workers=0, persistent_workers=False,
@@ -41,13 +41,12 @@ del _dataset
 test_dataloader = val_dataloader
 
 # 160 iterations of batch 4 (4 passes over the 160 images): AdamW 1e-3, 20-iteration warm-up, linear decay
-iters = 160
-train_cfg = dict(max_iters=iters, val_interval=iters)
+train_cfg = dict(max_iters=160, val_interval=160)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=20),
-    dict(type='PolyLR', eta_min=0.0, power=1.0, begin=20, end=iters, by_epoch=False)
+    dict(type='PolyLR', eta_min=0.0, power=1.0, begin=20, end=160, by_epoch=False)
 ]
 optim_wrapper = dict(optimizer=dict(lr=1e-3))
-default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=iters))
+default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=160))
 # seeded, so a demo run (and the tests that train it) does the same thing every time on one machine and stack
 randomness = dict(seed=0)
