@@ -11,8 +11,9 @@ PYTEST_ARGS ?=
 setup:
 	MMFOCAL_STACK=$(STACK) VENV=$(VENV) bash tools/setup_env.sh
 
+# E2E=split: all but the stack_e2e tools tests, which CI runs on the second stack (make test-tools-e2e E2E=stack)
 test: setup
-	$(PY) -m pytest tests $(PYTEST_ARGS)
+	$(PY) -m pytest tests $(if $(filter split,$(E2E)),-m "not stack_e2e") $(PYTEST_ARGS)
 
 test-fast: setup
 	$(PY) -m pytest tests -m "not slow" $(PYTEST_ARGS)
