@@ -2,9 +2,9 @@
 
 Importing the package (directly or through ``custom_imports=dict(imports=['mmfocal'])``)
 registers its backbones (``FocalTransformer``, the Focal-fast ``FocalTransformerV2``) in both the mmdet and
-the mmseg ``MODELS`` registries (RepPoints V2's
-head, BiFPN neck, losses and assigners in mmdet's) and lets torch's ``weights_only`` loader read mmengine
-checkpoints.
+the mmseg ``MODELS`` registries (RepPoints V2's head, BiFPN neck, losses and assigners in mmdet's), the nine
+released ImageNet models in timm (``timm.list_models('focal*_patch4_window7_224')``) and lets torch's
+``weights_only`` loader read mmengine checkpoints.
 """
 
 import importlib.util
@@ -19,6 +19,9 @@ from .models import FocalTransformer, FocalTransformerV2  # noqa: E402
 from .registry import MISSING_SCOPES, register_models  # noqa: E402
 
 register_models([FocalTransformer, FocalTransformerV2])
+
+if importlib.util.find_spec('timm') is not None:  # the released ImageNet models as timm models
+    from .models import timm_models  # noqa: F401,E402
 
 try:  # RepPoints V2 is built on mmdet; without mmdet only the backbone is available
     from .models.dense_heads import RepPointsV2Head

@@ -3,8 +3,8 @@
 Builds the official Focal Transformer v1 (microsoft/Focal-Transformer,
 ``classification/focal_transformer.py``, given by path; it is never copied into this project)
 for small configurations with random weights, runs it at 224×224 and at 240×352 (stage maps
-60×88 ... 7×11, so blocks pad internally), and saves the state dict and the output of the last
-block of every stage (before downsampling) as NCHW tensors.
+60×88 ... 7×11, so blocks pad internally), and saves the state dict, the output of the last
+block of every stage (before downsampling) as NCHW tensors and the model's logits (10 classes).
 
 Weights and inputs are rounded to fp16-representable values and stored as fp16 (keeps the
 fixture small); the features are computed in fp32 from exactly those values and stored in fp32.
@@ -91,7 +91,9 @@ def main() -> None:
             else:
                 model.load_state_dict(state)
             x = torch.randn(1, 3, h, w).half().float()
-            cases[f'{h}x{w}'] = dict(input=x.half(), features=stage_features(official, model, x))
+            with torch.no_grad():
+                logits = model(x)  # the classifier head on the final norm's average, for the timm models
+            cases[f'{h}x{w}'] = dict(input=x.half(), features=stage_features(official, model, x), logits=logits)
         fixture[name] = dict(
             kwargs=dict(COMMON, **kwargs),
             state_dict={k: (v.half() if v.is_floating_point() else v) for k, v in state.items()},

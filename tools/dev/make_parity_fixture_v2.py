@@ -3,8 +3,8 @@
 Builds the official v2 model (microsoft/Focal-Transformer, ``classification/focal_transformer_v2.py``, read
 from the user's checkout, never copied into this project) with the released Focal-fast-T and -S shapes, at
 224×224 and 224×448 (T) and 224×224 (S), runs one image, and saves per case: the input, the output of the
-last block of every stage (before downsampling) as NCHW fp32, the official state-dict layout (names,
-shapes, dtypes), and the official nearest-key buffers of the first block of every stage.
+last block of every stage (before downsampling) as NCHW fp32, the logits of the 1000-class head, the official
+state-dict layout (names, shapes, dtypes), and the official nearest-key buffers of the first block of every stage.
 
 The weights are not stored (Focal-fast-S has 51 M): :func:`deterministic_weights` makes them from the
 parameter names with integer arithmetic, identical on every machine and torch version, and the test
@@ -106,9 +106,11 @@ def main() -> None:
             # ~uniform(-2, 2), like a normalised image
             x = deterministic_weights([('input', (1, 3, h, w))])['input'] * 4
             feats = stage_features(official, model, x)
+            with torch.no_grad():
+                logits = model(x)  # the 1000-class head on the final norm's average, for the timm models
             state = model.state_dict()
             fixture[f'{arch}/{h}x{w}'] = dict(
-                arch=arch, input=x, features=feats,
+                arch=arch, input=x, features=feats, logits=logits,
                 layout=[(k, tuple(v.shape), str(v.dtype)) for k, v in state.items()],
                 nearest={f'layers.{i}.{level}': state[f'layers.{i}.blocks.0.attn.topk_cloest_indice_{level}'].int()
                          for i in range(4) for level in range(2)})

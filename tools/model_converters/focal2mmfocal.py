@@ -8,6 +8,8 @@ Usage:
     python tools/model_converters/focal2mmfocal.py focal-tiny-is-224.pth focal_tiny_mm.pth
     # an official training checkpoint that pickles its yacs config needs an explicit opt-in:
     python tools/model_converters/focal2mmfocal.py ckpt_epoch_300.pth out.pth --trust-pickle
+    # for the timm / ImageNet classifiers, keep the head:
+    python tools/model_converters/focal2mmfocal.py ckpt_epoch_300.pth out.pth --trust-pickle --keep-head
 """
 
 import argparse
@@ -18,8 +20,8 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..'))
 
-from mmfocal.models.utils.focal_checkpoint import (load_checkpoint_file,  # noqa: E402
-                                                       official_to_mmfocal)
+from mmfocal.models.utils.focal_checkpoint import (extract_backbone_state_dict,  # noqa: E402
+                                                   load_checkpoint_file, official_to_mmfocal)
 
 
 def main() -> None:
@@ -29,12 +31,18 @@ def main() -> None:
     parser.add_argument('dst', help='output path')
     parser.add_argument('--trust-pickle', action='store_true',
                         help='load SRC with weights_only=False (runs pickled code: only for files you trust)')
+    parser.add_argument('--keep-head', action='store_true',
+                        help='keep the classifier head (for the timm / ImageNet classifiers, not for detection)')
     args = parser.parse_args()
     if args.trust_pickle:
         checkpoint = torch.load(args.src, map_location='cpu', weights_only=False)
     else:
         checkpoint = load_checkpoint_file(args.src)
     state, notes = official_to_mmfocal(checkpoint)
+    if args.keep_head:
+        head = {k: v for k, v in extract_backbone_state_dict(checkpoint).items() if k.startswith('head.')}
+        state.update(head)
+        notes.append(f'kept {len(head)} head tensors')
     os.makedirs(os.path.dirname(os.path.abspath(args.dst)), exist_ok=True)
     torch.save({'state_dict': state, 'meta': {'source': os.path.basename(args.src), 'converter': 'focal2mmfocal'}},
                args.dst)

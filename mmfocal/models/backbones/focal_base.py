@@ -24,7 +24,7 @@ from ..utils.focal_checkpoint import (CheckpointMismatchError, adapt_state_dict,
                                       check_version_family, extract_backbone_state_dict, load_checkpoint_file,
                                       official_to_mmfocal, pretrained_checkpoint, summarize_keys)
 
-__all__ = ['FocalBackbone', 'per_stage']
+__all__ = ['FocalBackbone', 'per_stage', 'to_nchw']
 
 
 def per_stage(value: Union[int, float, Sequence], n: int, name: str) -> tuple:
@@ -106,7 +106,7 @@ class FocalBackbone(BaseModule):
         self.patch_embed = FocalPatchEmbed(in_channels=in_channels, embed_dims=embed_dims, is_stem=True,
                                            use_conv_embed=use_conv_embed, norm_cfg=norm_cfg)
         self.pos_drop = nn.Dropout(drop_rate)
-        dpr = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        dpr = torch.linspace(0, drop_path_rate, sum(depths), device='cpu').tolist()  # also under a meta device
         self.layers = nn.ModuleList()
         for i in range(n):
             block_cls, block_cfg = block_specs[i]
@@ -295,6 +295,23 @@ class FocalBackbone(BaseModule):
             Tuple of (B, C_i, H_i, W_i) maps with H_0 = ceil(H / 4) and H_{i+1} = floor(H_i / 2)
             (ceil with ``use_conv_embed``), i.e. strides 4, 8, 16, 32.
         """
+        raw = self.forward_stages(x, self.out_indices)
+        return tuple(to_nchw(getattr(self, f'norm{i}')(raw[i][0]), raw[i][1]) for i in self.out_indices)
+
+    def forward_stages(self, x: torch.Tensor, indices: Sequence[int]
+                       ) -> Dict[int, Tuple[torch.Tensor, Tuple[int, int]]]:
+        """Run the stem and the stages up to ``max(indices)``; the raw (un-normed) outputs of ``indices``.
+
+        The one forward loop of the family (the backbone's forward and the classifier's intermediates use
+        it), inside one scratch scope.
+
+        Args:
+            x: Images (B, C, H, W), H, W >= 32.
+            indices: Stages whose outputs are kept.
+
+        Returns:
+            Stage index -> (tokens (B, H_i * W_i, C_i), (H_i, W_i)).
+        """
         name = type(self).__name__
         if x.dim() != 4:
             raise ValueError(f'{name} expects (B, C, H, W) images, got shape {tuple(x.shape)}.')
@@ -303,14 +320,18 @@ class FocalBackbone(BaseModule):
                              f'got {tuple(x.shape[2:])}.')
         x, hw = self.patch_embed(x)
         x = self.pos_drop(x)
-        outs = []
-        last = max(self.out_indices)
+        outs = {}
+        last = max(indices)
         with scratch.forward_scope():
             for i, layer in enumerate(self.layers):
                 out, out_hw, x, hw = layer(x, hw, downsample=i < last)
-                if i in self.out_indices:
-                    out = getattr(self, f'norm{i}')(out)
-                    outs.append(out.transpose(1, 2).reshape(out.shape[0], -1, *out_hw).contiguous())
+                if i in indices:
+                    outs[i] = (out, out_hw)
                 if i >= last:
                     break
-        return tuple(outs)
+        return outs
+
+
+def to_nchw(tokens: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
+    """(B, H * W, C) tokens as a contiguous (B, C, H, W) map."""
+    return tokens.transpose(1, 2).reshape(tokens.shape[0], -1, *hw).contiguous()

@@ -1,0 +1,92 @@
+"""The released Focal Transformer ImageNet models as timm models (registered when ``mmfocal`` is imported).
+
+Nine names, one per official release (microsoft/Focal-Transformer README), each with the official file's URL
+and the official evaluation preprocessing (resize the short side to 256 bicubic, centre crop 224: ``crop_pct``
+0.875; ImageNet mean/std)::
+
+    focal_{tiny,small,base}_patch4_window7_224            v1
+    focal_{tiny,small,base}_useconv_patch4_window7_224    v1 with the conv stem
+    focalv2_{tiny,small,base}_useconv_patch4_window7_224  Focal-fast
+
+Built with timm's machinery (``build_model_with_cfg``, ``generate_default_cfgs``, ``register_model``) on
+:class:`~mmfocal.models.classifiers.FocalClassifier` / ``FocalV2Classifier``: the backbone code of the
+detectors underneath. ``features_only=True`` gives the NCHW stage maps at any input size through
+``forward_intermediates`` (timm >= 1.0.3). Pretrained files load with ``weights_only=True``.
+"""
+
+import pickle
+from typing import Any, Dict, Tuple
+
+import torch.nn as nn
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+
+from .classifiers import FocalClassifier, FocalV2Classifier, official_classifier_state_dict
+from .utils.focal_checkpoint import OFFICIAL_CHECKPOINT_BASE
+
+__all__ = ['RELEASED', 'checkpoint_filter_fn']
+
+# timm name -> (family, arch, conv stem, official file, ImageNet-1K top-1, top-5 of the official README)
+RELEASED: Dict[str, Tuple[str, str, bool, str, float, float]] = {}
+_TOP = {('v1', False): {'tiny': (82.2, 95.9), 'small': (83.6, 96.2), 'base': (84.0, 96.5)},
+        ('v1', True): {'tiny': (82.7, 96.1), 'small': (83.8, 96.5), 'base': (84.2, 97.1)},
+        ('v2', True): {'tiny': (82.4, 96.0), 'small': (83.6, 96.4), 'base': (84.0, 96.6)}}
+for (_family, _conv), _tops in _TOP.items():
+    for _arch, (_top1, _top5) in _tops.items():
+        _stem = '_useconv' if _conv else ''
+        _name = f'focal{"v2" if _family == "v2" else ""}_{_arch}{_stem}_patch4_window7_224'
+        _file = f'focal{"v2" if _family == "v2" else ""}-{_arch}{_stem.replace("_", "-")}-is224-ws7.pth'
+        RELEASED[_name] = (_family, _arch, _conv, _file, _top1, _top5)
+# stochastic depth of the official training configs
+_DROP_PATH = {'tiny': 0.2, 'small': 0.3, 'base': 0.5}
+
+
+def _cfg(file: str, **kwargs: Any) -> Dict[str, Any]:
+    return dict(url=OFFICIAL_CHECKPOINT_BASE + file, num_classes=1000, input_size=(3, 224, 224), pool_size=(7, 7),
+                crop_pct=0.875, crop_mode='center', interpolation='bicubic', fixed_input_size=False,
+                mean=IMAGENET_DEFAULT_MEAN, std=IMAGENET_DEFAULT_STD, first_conv='patch_embed.proj',
+                classifier='head', license='mit', paper_ids='arXiv:2107.00641',
+                origin_url='https://github.com/microsoft/Focal-Transformer', **kwargs)
+
+
+default_cfgs = generate_default_cfgs({f'{name}.ms_in1k': _cfg(spec[3]) for name, spec in RELEASED.items()})
+
+
+def checkpoint_filter_fn(state_dict: Dict[str, Any], model: nn.Module) -> Dict[str, Any]:
+    """timm's pretrained filter: an official ImageNet file as the model's state dict (head kept)."""
+    return official_classifier_state_dict(state_dict, model)
+
+
+def _create(variant: str, pretrained: bool = False, **kwargs: Any) -> nn.Module:
+    family, arch, conv, file, _, _ = RELEASED[variant]
+    cls = FocalV2Classifier if family == 'v2' else FocalClassifier
+    model_kwargs = dict(arch=arch, use_conv_embed=conv, drop_path_rate=_DROP_PATH[arch])
+    model_kwargs.update(kwargs)
+    out_indices = model_kwargs.pop('out_indices', (0, 1, 2, 3))
+    try:
+        return build_model_with_cfg(cls, variant, pretrained, pretrained_filter_fn=checkpoint_filter_fn,
+                                    feature_cfg=dict(feature_cls='getter', out_indices=out_indices),
+                                    **model_kwargs)
+    except (pickle.UnpicklingError, RuntimeError) as exc:
+        if not isinstance(exc, pickle.UnpicklingError) and 'weights_only' not in str(exc):
+            raise
+        raise RuntimeError(
+            f'{variant}: the pretrained file could not be loaded safely (weights_only=True): {exc}. If it is an '
+            'official training checkpoint that pickles its config, convert it once from a trusted copy with '
+            '`python tools/model_converters/focal2mmfocal.py SRC DST --trust-pickle --keep-head` and pass DST as '
+            'pretrained_cfg_overlay=dict(file=DST).') from exc
+
+
+def _entrypoint(variant: str):
+    def entry(pretrained: bool = False, **kwargs: Any) -> nn.Module:
+        return _create(variant, pretrained=pretrained, **kwargs)
+
+    family, arch, conv = RELEASED[variant][:3]
+    entry.__name__ = entry.__qualname__ = variant
+    entry.__doc__ = (f'Focal{"-fast" if family == "v2" else ""}-{arch[0].upper()}'
+                     f'{" (conv stem)" if conv and family == "v1" else ""}, official ImageNet-1K weights.')
+    return entry
+
+
+for _variant in RELEASED:
+    globals()[_variant] = register_model(_entrypoint(_variant))
