@@ -178,14 +178,16 @@ def _top_level_keys(config: str) -> set:
 
 @pytest.mark.slow
 def test_configs_dump_the_experiment_and_nothing_else() -> None:
-    # every top-level name of a shipped config is one mmdet's / mmseg's own configs (or mmengine) use
+    # every top-level name of a shipped config is one mmdet's / mmseg's / mmpretrain's own configs (or mmengine) use
     import mmdet
+    import mmpretrain
     import mmseg
     reference = set()
     for package, config in ((mmdet, 'mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'),
                             (mmdet, 'sparse_rcnn/sparse-rcnn_r50_fpn_1x_coco.py'),
                             (mmdet, 'atss/atss_r50_fpn_1x_coco.py'),
-                            (mmseg, 'swin/swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512.py')):
+                            (mmseg, 'swin/swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512.py'),
+                            (mmpretrain, 'swin_transformer/swin-tiny_16xb64_in1k.py')):
         reference |= _top_level_keys(osp.join(osp.dirname(package.__file__), '.mim', 'configs', config))
     reference |= {'custom_imports', 'randomness'}  # keys of mmengine's config / Runner these bases leave out
     configs = sorted(c for c in glob.glob(osp.join(REPO, 'configs', '*', '*.py')) if '/_base_/' not in c)

@@ -51,11 +51,14 @@ def test_registration_through_custom_imports_in_a_fresh_process() -> None:
 def test_require_scope_explains_unknown_and_missing_scopes(monkeypatch: pytest.MonkeyPatch) -> None:
     from mmfocal import registry
     registry.require_scope('mmdet')
-    with pytest.raises(ValueError, match="supports 'mmdet'"):
-        registry.require_scope('mmpretrain')
+    registry.require_scope('mmpretrain')
+    with pytest.raises(ValueError, match="supports 'mmdet'.*'mmpretrain' \\(classification\\)"):
+        registry.require_scope('mmocr')
     monkeypatch.setattr(registry, 'REGISTERED_SCOPES', ['mmdet'])
     with pytest.raises(ImportError, match='pip install mmsegmentation==1.2.2'):
         registry.require_scope('mmseg')
+    with pytest.raises(ImportError, match='pip install mmpretrain==1.2.0'):
+        registry.require_scope('mmpretrain')
 
 
 # --- mmengine checkpoints under torch's weights_only default ----------------------------------

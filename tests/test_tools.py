@@ -304,11 +304,11 @@ def test_amp_without_cuda_is_a_clear_error(tmp_path) -> None:
     assert_clean_error(result, '--amp needs a CUDA device')
 
 
-def test_config_that_is_neither_detection_nor_segmentation(tmp_path) -> None:
-    cfg = tmp_path / 'cls.py'
-    cfg.write_text("default_scope = 'mmpretrain'\nmodel = dict(type='ImageClassifier')\n")
+def test_config_of_another_task_is_one_clear_error(tmp_path) -> None:
+    cfg = tmp_path / 'ocr.py'
+    cfg.write_text("default_scope = 'mmocr'\nmodel = dict(type='DBNet')\n")
     result = tool('tools/train.py', str(cfg), check=False)
-    assert_clean_error(result, "neither 'mmdet' (detection) nor 'mmseg' (segmentation)")
+    assert_clean_error(result, "none of 'mmdet' (detection), 'mmseg' (segmentation), 'mmpretrain' (classification)")
 
 
 def _copy_demo_coco(tmp_path) -> str:

@@ -1,4 +1,7 @@
-"""Evaluate a checkpoint: COCO bbox/segm AP for detection configs, mIoU for segmentation configs.
+"""Evaluate a checkpoint: COCO bbox/segm AP (detection), mIoU (segmentation), top-1/top-5 (classification).
+
+Classification configs (``configs/imagenet/``) take the official ImageNet files as they are (converted once into
+the work dir for mmpretrain's ``ImageClassifier``).
 
 Usage:
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out results.pkl] [--show-dir DIR] [--tta]
@@ -34,13 +37,15 @@ def build_config(args: argparse.Namespace):
     """Load and prepare the config; raise UserError on bad input."""
     from mmengine.config import ConfigDict
 
-    from mmfocal.apis import UserError, check_dataset_paths, load_tool_config
+    from mmfocal.apis import UserError, check_dataset_paths, classifier_checkpoint, load_tool_config
     if not osp.isfile(args.checkpoint):
         raise UserError(f'checkpoint not found: {args.checkpoint} (train one with tools/train.py, '
                         'or give the path of a downloaded one)')
     cfg, scope = load_tool_config(args.config, args.cfg_options, args.launcher, args.work_dir)
-    cfg.load_from = args.checkpoint
+    cfg.load_from = classifier_checkpoint(args.checkpoint, cfg.work_dir) if scope == 'mmpretrain' else args.checkpoint
     cfg.resume = False
+    if args.show_dir and scope == 'mmpretrain':
+        raise UserError('--show-dir draws detections and masks; classification configs have nothing to draw')
     if args.show_dir:
         vis = cfg.default_hooks.get('visualization')
         if vis is None:
@@ -56,7 +61,7 @@ def build_config(args: argparse.Namespace):
         if not args.out.endswith(('.pkl', '.pickle')):
             raise UserError('--out must be a .pkl file')
         evaluator = cfg.test_evaluator
-        dump = ConfigDict(type='DumpResults', out_file_path=args.out) if scope == 'mmdet' else None
+        dump = ConfigDict(type='DumpResults', out_file_path=args.out) if scope in ('mmdet', 'mmpretrain') else None
         if dump is not None:
             cfg.test_evaluator = (list(evaluator) if isinstance(evaluator, (list, tuple)) else [evaluator]) + [dump]
         else:

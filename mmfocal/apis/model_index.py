@@ -41,6 +41,11 @@ class ModelEntry(dict):
         return {k: v for r in self.get('Results', []) for k, v in r['Metrics'].items()}
 
     @property
+    def weights(self) -> Optional[str]:
+        """URL of the released trained weights the config evaluates (the official ImageNet classifiers), or None."""
+        return self.get('Weights')
+
+    @property
     def pretrained(self) -> Optional[Dict[str, str]]:
         """``{'Name', 'Dataset', 'URL'}`` of the ImageNet checkpoint the config starts from (no ``URL`` when the
         weights were never released), or None."""
@@ -108,14 +113,16 @@ def readme_table(entries: List[ModelEntry], config_links: bool = False) -> str:
     for e in entries:
         meta = e['Metadata']
         schedule = f"{meta['Epochs']} epochs" if 'Epochs' in meta else f"{meta['Iterations'] // 1000}k iters"
-        if not e.pretrained:
+        if e.weights:
+            start = f"[`{osp.basename(e.weights)}`]({e.weights}) (official, trained)"
+        elif not e.pretrained:
             start = 'ImageNet R-50 (mmdet)'
         elif 'URL' in e.pretrained:
             start = f"[`{e.pretrained['Name']}`]({e.pretrained['URL']})"
         else:
             start = f"`{e.pretrained['Name']}` ({e.pretrained['Dataset']}, not released)"
         params = f'{e.params_m:.1f}' if e.params_m else '–'
-        flops = f'{e.flops_g:.0f}' if e.flops_g else '–'
+        flops = (f'{e.flops_g:.1f}' if e.flops_g < 20 else f'{e.flops_g:.0f}') if e.flops_g else '–'
         result = ', '.join(f'{k} {v}' for k, v in e.metrics.items()) or 'none reported'
         name = f'[`{osp.basename(e.config)}`]({osp.basename(e.config)})' if config_links else f'`{e.config}`'
         lines.append(f"| {name} | {meta['Backbone']} | {schedule} | {start} | {params} | {flops} | {result} |")
@@ -144,16 +151,24 @@ def method_readme(metafile: str, root: Optional[str] = None) -> str:
     paper = collection['Metadata'].get('Paper') or collection.get('Paper') or {}
     architecture = ', '.join(collection['Metadata'].get('Architecture', []))
     data = collection['Metadata'].get('Training Data', '')
-    metric = 'COCO minival box / mask AP' if data == 'COCO' else f'{data} val mIoU'
+    metric = {'COCO': 'COCO minival box / mask AP', 'ImageNet-1K': 'ImageNet-1K val top-1 / top-5'}.get(
+        data, f'{data} val mIoU')
+    if any(e.weights for e in entries):
+        trained = ('The classifiers are the **official released weights** (microsoft/Focal-Transformer), evaluated '
+                   'with the official preprocessing: `python tools/test.py CONFIG checkpoints/FILE` takes the file '
+                   'as it is. The fine-tuning config starts from one of them. The same models are in timm: '
+                   '`docs/classification.md`.')
+    else:
+        trained = ('**No model here was trained by mmfocal**: there are no trained checkpoints, only the ImageNet '
+                   'file each config starts from (put it in `checkpoints/`).')
     lines = [f"# {collection['Name']} with Focal Transformer backbones", '', METHOD_README_NOTE, '',
              f"[{paper.get('Title', 'Focal Transformer')}]({paper.get('URL', '')}) (NeurIPS 2021): the paper's "
-             f"{collection['Name']} experiments. Architecture: {architecture}; trained on {data}.", '',
+             f"{collection['Name']} {'models' if data == 'ImageNet-1K' else 'experiments'}. Architecture: "
+             f"{architecture}; trained on {data}.", '',
              readme_table(entries, config_links=True), '',
              f'Params and FLOPs are the published counts of each model (1x and 3x share them); results the published '
              f'{metric} where there is one (the paper\'s; for reference models their own repositories\', named in '
-             'metafile.yml). **No model here was trained by mmfocal**: there are no '
-             'trained checkpoints, only the ImageNet file each config starts from (put it in `checkpoints/`). '
-             "mmfocal's own counts beside the paper's: `docs/model_zoo.md`.", '']
+             f"metafile.yml). {trained} mmfocal's own counts beside the paper's: `docs/model_zoo.md`.", '']
     return '\n'.join(lines)
 
 

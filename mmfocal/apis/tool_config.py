@@ -4,12 +4,15 @@
 for input a user can fix and never end the process (the tools turn the error into one line).
 """
 
+import os
 import os.path as osp
 from typing import List, Optional, Tuple
 
+import torch
 from mmengine.config import Config
 
 __all__ = ['UserError', 'annotation_files', 'build_runner', 'check_dataset_paths', 'check_pretrained_files',
+           'classifier_checkpoint',
            'check_resume_matches', 'dataset_hint', 'default_work_dir', 'explain_data_error', 'load_tool_config']
 
 
@@ -103,7 +106,7 @@ def load_tool_config(config: str, cfg_options: Optional[dict], launcher: str,
             :func:`default_work_dir`.
 
     Returns:
-        (config, ``'mmdet'`` or ``'mmseg'``).
+        (config, ``'mmdet'``, ``'mmseg'`` or ``'mmpretrain'``).
     """
     from ..engine import setup_distributed_cpu
     from ..utils.config import syncbn_to_bn, task_of
@@ -123,7 +126,11 @@ def load_tool_config(config: str, cfg_options: Optional[dict], launcher: str,
 
 def dataset_hint(scope: str) -> str:
     """Where the real datasets go, and how to run the demo instead."""
-    if scope == 'mmseg':
+    if scope == 'mmpretrain':
+        real = ('ImageNet goes to data/imagenet (train/, val/ and meta/{train,val}.txt, see mmpretrain docs '
+                '"Prepare dataset"); a dataset of your own in the folder layout (CLASS/IMAGE) goes where the '
+                "config's data_root says")
+    elif scope == 'mmseg':
         real = ('ADE20K goes to data/ade/ADEChallengeData2016 (images/ and annotations/ from '
                 'http://sceneparsing.csail.mit.edu, see mmseg docs "Prepare datasets")')
     else:
@@ -149,7 +156,7 @@ def check_dataset_paths(cfg: Config, scope: str, loaders: List[str]) -> None:
 
     Args:
         cfg: The config.
-        scope: ``'mmdet'`` or ``'mmseg'``.
+        scope: ``'mmdet'``, ``'mmseg'`` or ``'mmpretrain'``.
         loaders: Names such as ``'train_dataloader'``.
     """
     for loader in loaders:
@@ -174,7 +181,7 @@ def build_runner(cfg: Config, scope: str):
 
     Args:
         cfg: A prepared config.
-        scope: ``'mmdet'`` or ``'mmseg'``.
+        scope: ``'mmdet'``, ``'mmseg'`` or ``'mmpretrain'``.
 
     Returns:
         The runner.
@@ -183,6 +190,8 @@ def build_runner(cfg: Config, scope: str):
     from mmengine.runner import Runner
     if scope == 'mmdet':
         from mmdet.utils import register_all_modules
+    elif scope == 'mmpretrain':
+        from mmpretrain.utils import register_all_modules
     else:
         from mmseg.utils import register_all_modules
     register_all_modules(init_default_scope=False)
@@ -237,3 +246,29 @@ def _valid_json(path: str) -> bool:
         return True
     except (OSError, ValueError):
         return False
+
+
+def classifier_checkpoint(path: str, work_dir: str) -> str:
+    """The checkpoint ``tools/test.py`` gives an mmpretrain config: an official ImageNet file converted once.
+
+    An official file (``patch_embed.*``, ``layers.*``, ``norm.*``, ``head.*``) does not fit mmpretrain's
+    ``ImageClassifier`` (``backbone.*``, ``head.fc.*``), and loading it as it is would leave the model random.
+    Such a file is written converted to ``work_dir``; any other file is returned as it is.
+
+    Args:
+        path: The checkpoint given on the command line.
+        work_dir: The run's work directory.
+
+    Returns:
+        The path to load.
+    """
+    from ..models.classifiers import official_to_image_classifier
+    from ..models.utils.focal_checkpoint import load_checkpoint_file
+    state = official_to_image_classifier(load_checkpoint_file(path))
+    if state is None:
+        return path
+    os.makedirs(work_dir, exist_ok=True)
+    out = osp.join(work_dir, 'converted_' + osp.basename(path))
+    torch.save({'state_dict': state, 'meta': {'source': osp.basename(path), 'converter': 'mmfocal'}}, out)
+    return out
+

@@ -19,7 +19,7 @@ from .layers import init_linear_and_norms
 from .utils.focal_checkpoint import (DERIVED_KEY_PATTERNS, V2_KEY_PATTERNS, CheckpointMismatchError, adapt_state_dict,
                                      check_version_family, extract_backbone_state_dict)
 
-__all__ = ['FocalClassifier', 'FocalV2Classifier', 'official_classifier_state_dict']
+__all__ = ['FocalClassifier', 'FocalV2Classifier', 'official_classifier_state_dict', 'official_to_image_classifier']
 
 _POOLS = ('avg', 'max', '')
 
@@ -213,3 +213,35 @@ def official_classifier_state_dict(checkpoint: Any, model: nn.Module) -> Dict[st
     adapt_state_dict(state, model.state_dict())  # (it drops heads: the backbone has none)
     state.update(head)
     return state
+
+
+def official_to_image_classifier(checkpoint: Any) -> Optional[Dict[str, torch.Tensor]]:
+    """An official ImageNet file as the state dict of mmpretrain's ``ImageClassifier`` (None if it is not one).
+
+    The backbone's tensors go under ``backbone.`` (the final ``norm`` as ``norm3``, index buffers dropped), the
+    linear head under ``head.fc.`` (``LinearClsHead``).
+
+    Args:
+        checkpoint: The loaded file.
+
+    Returns:
+        The converted state dict, or None when the file has no official classifier layout (e.g. it was saved
+        by mmpretrain already).
+    """
+    try:
+        state = extract_backbone_state_dict(checkpoint)
+    except CheckpointMismatchError:
+        return None
+    if any(k.startswith('backbone.') for k in state) or 'head.weight' not in state or 'norm.weight' not in state:
+        return None
+    out = {}
+    for key, value in state.items():
+        if _is_derived(key):
+            continue
+        if key.startswith('head.'):
+            out['head.fc.' + key[len('head.'):]] = value
+        elif key.startswith('norm.'):
+            out['backbone.norm3.' + key[len('norm.'):]] = value
+        else:
+            out['backbone.' + key] = value
+    return out

@@ -11,10 +11,10 @@ and the official evaluation preprocessing (resize the short side to 256 bicubic,
 Built with timm's machinery (``build_model_with_cfg``, ``generate_default_cfgs``, ``register_model``) on
 :class:`~mmfocal.models.classifiers.FocalClassifier` / ``FocalV2Classifier``: the backbone code of the
 detectors underneath. ``features_only=True`` gives the NCHW stage maps at any input size through
-``forward_intermediates`` (timm >= 1.0.3). Pretrained files load with ``weights_only=True``.
+``forward_intermediates`` (timm >= 1.0.3). Pretrained files and URLs are read by mmfocal's ``weights_only``
+loader (never unpickled by timm, whose older releases load files with ``weights_only=False``).
 """
 
-import pickle
 from typing import Any, Dict, Tuple
 
 import torch.nn as nn
@@ -22,7 +22,7 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 
 from .classifiers import FocalClassifier, FocalV2Classifier, official_classifier_state_dict
-from .utils.focal_checkpoint import OFFICIAL_CHECKPOINT_BASE
+from .utils.focal_checkpoint import OFFICIAL_CHECKPOINT_BASE, load_checkpoint_file
 
 __all__ = ['RELEASED', 'checkpoint_filter_fn']
 
@@ -57,24 +57,33 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any], model: nn.Module) -> Dict[s
     return official_classifier_state_dict(state_dict, model)
 
 
+def _safe_pretrained_overlay(variant: str, kwargs: Dict[str, Any]) -> None:
+    """Read the pretrained file (or URL) with mmfocal's ``weights_only`` loader and hand timm the tensors.
+
+    Older timm releases unpickle files with ``weights_only=False``; loading here keeps every timm version from
+    running pickled code, and a bad file gets mmfocal's error.
+    """
+    from timm.models._builder import resolve_pretrained_cfg
+    cfg = resolve_pretrained_cfg(variant, pretrained_cfg=kwargs.get('pretrained_cfg'),
+                                 pretrained_cfg_overlay=kwargs.get('pretrained_cfg_overlay')).to_dict()
+    if cfg.get('state_dict') is not None or cfg.get('source') in ('hf-hub', 'local-dir'):
+        return
+    location = cfg.get('file') or cfg.get('url')
+    if location:
+        kwargs['pretrained_cfg_overlay'] = dict(kwargs.get('pretrained_cfg_overlay') or {},
+                                                state_dict=load_checkpoint_file(location))
+
+
 def _create(variant: str, pretrained: bool = False, **kwargs: Any) -> nn.Module:
     family, arch, conv, file, _, _ = RELEASED[variant]
     cls = FocalV2Classifier if family == 'v2' else FocalClassifier
     model_kwargs = dict(arch=arch, use_conv_embed=conv, drop_path_rate=_DROP_PATH[arch])
     model_kwargs.update(kwargs)
     out_indices = model_kwargs.pop('out_indices', (0, 1, 2, 3))
-    try:
-        return build_model_with_cfg(cls, variant, pretrained, pretrained_filter_fn=checkpoint_filter_fn,
-                                    feature_cfg=dict(feature_cls='getter', out_indices=out_indices),
-                                    **model_kwargs)
-    except (pickle.UnpicklingError, RuntimeError) as exc:
-        if not isinstance(exc, pickle.UnpicklingError) and 'weights_only' not in str(exc):
-            raise
-        raise RuntimeError(
-            f'{variant}: the pretrained file could not be loaded safely (weights_only=True): {exc}. If it is an '
-            'official training checkpoint that pickles its config, convert it once from a trusted copy with '
-            '`python tools/model_converters/focal2mmfocal.py SRC DST --trust-pickle --keep-head` and pass DST as '
-            'pretrained_cfg_overlay=dict(file=DST).') from exc
+    if pretrained:
+        _safe_pretrained_overlay(variant, model_kwargs)
+    return build_model_with_cfg(cls, variant, pretrained, pretrained_filter_fn=checkpoint_filter_fn,
+                                feature_cfg=dict(feature_cls='getter', out_indices=out_indices), **model_kwargs)
 
 
 def _entrypoint(variant: str):

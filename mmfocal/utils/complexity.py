@@ -12,8 +12,8 @@ from .config import build_model, count_parameters, task_of
 
 __all__ = ['DEFAULT_SHAPES', 'complexity']
 
-# (H, W) the paper counts at: 1280x800 for detection (Swin's convention), 512x512 for UPerNet.
-DEFAULT_SHAPES = {'mmdet': (800, 1280), 'mmseg': (512, 512)}
+# (H, W) the paper counts at: 1280x800 for detection (Swin's convention), 512x512 for UPerNet, 224 on ImageNet.
+DEFAULT_SHAPES = {'mmdet': (800, 1280), 'mmseg': (512, 512), 'mmpretrain': (224, 224)}
 
 
 def _dummy_samples(scope: str, h: int, w: int) -> list:
@@ -26,6 +26,9 @@ def _dummy_samples(scope: str, h: int, w: int) -> list:
         # query-based detectors (Sparse R-CNN) read gt_instances even in tensor mode
         sample.gt_instances = InstanceData(bboxes=torch.zeros(0, 4), labels=torch.zeros(0, dtype=torch.long))
         return [sample]
+    if scope == 'mmpretrain':
+        from mmpretrain.structures import DataSample
+        return [DataSample(metainfo=meta)]
     from mmseg.structures import SegDataSample
     return [SegDataSample(metainfo=meta)]
 

@@ -13,7 +13,7 @@ __all__ = ['task_of', 'syncbn_to_bn', 'build_model', 'count_parameters']
 
 
 def task_of(cfg: Config) -> str:
-    """Return ``'mmdet'`` or ``'mmseg'`` from the config's ``default_scope``, with a clear error otherwise.
+    """Return ``'mmdet'``, ``'mmseg'`` or ``'mmpretrain'`` from the config's ``default_scope`` (else a clear error).
 
     Args:
         cfg: A loaded config.
@@ -22,9 +22,10 @@ def task_of(cfg: Config) -> str:
         The scope name.
     """
     scope = cfg.get('default_scope')
-    if scope not in ('mmdet', 'mmseg'):
-        raise ValueError(f"{getattr(cfg, 'filename', 'config')}: default_scope={scope!r} is neither 'mmdet' "
-                         "(detection) nor 'mmseg' (segmentation); inherit an mmdet:: or mmseg:: runtime base.")
+    if scope not in ('mmdet', 'mmseg', 'mmpretrain'):
+        raise ValueError(f"{getattr(cfg, 'filename', 'config')}: default_scope={scope!r} is none of 'mmdet' "
+                         "(detection), 'mmseg' (segmentation), 'mmpretrain' (classification); inherit an mmdet::, "
+                         'mmseg:: or mmpretrain:: runtime base.')
     require_scope(scope)
     return scope
 
@@ -82,13 +83,19 @@ def build_model(cfg: Config, distributed: bool = False) -> nn.Module:
     if scope == 'mmdet':
         from mmdet.registry import MODELS
         from mmdet.utils import register_all_modules
+    elif scope == 'mmpretrain':
+        from mmpretrain.registry import MODELS
+        from mmpretrain.utils import register_all_modules
     else:
         from mmseg.registry import MODELS
         from mmseg.utils import register_all_modules
     register_all_modules(init_default_scope=False)
     from mmengine.registry import DefaultScope
+    model = cfg.model if isinstance(cfg.model, ConfigDict) else ConfigDict(cfg.model)
+    if cfg.get('data_preprocessor') is not None:  # as mmengine's Runner does (mmpretrain's configs keep it there)
+        model.setdefault('data_preprocessor', cfg.data_preprocessor)
     with DefaultScope.overwrite_default_scope(scope):
-        return MODELS.build(cfg.model if isinstance(cfg.model, ConfigDict) else ConfigDict(cfg.model))
+        return MODELS.build(model)
 
 
 def count_parameters(model: nn.Module, module: Optional[str] = None) -> int:

@@ -6,6 +6,8 @@
 * ``data/demo/ade``: ADE20K-format semantic segmentation of the same kind of scenes:
   ``images/{training,validation}/*.jpg`` and ``annotations/{training,validation}/*.png`` where 0 is
   "other" (ignored by ``reduce_zero_label``), 1 the background ground, 2-4 the shapes.
+* ``data/demo/cls``: ImageNet folder layout for classification (``{train,val}/{square,disc,cross}/*.jpg``):
+  64x64 images with one shape each, labelled by the shape.
 
 Usage:
     python tools/misc/make_demo_data.py [--out data/demo] [--train 160] [--val 16] [--size 128]
@@ -129,8 +131,24 @@ def write_split(out: str, split: str, n: int, seed: int, size: Tuple[int, int]) 
     return dict(images=len(images), instances=len(annotations))
 
 
+def write_classification(out: str, split: str, n: int, seed: int, size: int = 64) -> Dict[str, int]:
+    """Write one split of the classification set (one shape per image, folder = class); returns counts."""
+    rng = np.random.RandomState(seed)
+    counts = {c: 0 for c in CLASSES}
+    for c in CLASSES:
+        os.makedirs(os.path.join(out, 'cls', split, c), exist_ok=True)
+    for i in range(n):
+        img, _, instances = make_scene(rng, (size, size), objects=(1, 1), radius=(0.25, 0.4))
+        kind = instances[0]['kind']  # one shape on an empty image always finds its place
+        counts[kind] += 1
+        cv2.imwrite(os.path.join(out, 'cls', split, kind, f'demo_{split}_{i:04d}.jpg'), img[:, :, ::-1],
+                    [cv2.IMWRITE_JPEG_QUALITY, 95])
+    return counts
+
+
 DEFAULTS = dict(n_train=160, n_val=16, size=128)
-GENERATOR_VERSION = 3  # raise when the scenes change, so that tools/demo.py regenerates old data
+CLS_SPLITS = (('train', 96, 2), ('val', 24, 3))  # (split, images, seed) of the classification set
+GENERATOR_VERSION = 4  # raise when the scenes change, so that tools/demo.py regenerates old data
 
 
 def manifest(n_train: int = DEFAULTS['n_train'], n_val: int = DEFAULTS['n_val'],
@@ -141,12 +159,15 @@ def manifest(n_train: int = DEFAULTS['n_train'], n_val: int = DEFAULTS['n_val'],
 
 def make_demo_data(out: str = 'data/demo', n_train: int = DEFAULTS['n_train'], n_val: int = DEFAULTS['n_val'],
                    size: int = DEFAULTS['size']) -> None:
-    """Create both demo datasets under ``out``, replacing earlier ones, and their ``manifest.json``."""
-    for sub in ('coco', 'ade'):  # only the generator's own folders: no stale images of an older version
+    """Create the demo datasets under ``out``, replacing earlier ones, and their ``manifest.json``."""
+    for sub in ('coco', 'ade', 'cls'):  # only the generator's own folders: no stale images of an older version
         shutil.rmtree(os.path.join(out, sub), ignore_errors=True)
     for split, n, seed in (('train', n_train, 0), ('val', n_val, 1)):
         counts = write_split(out, split, n, seed, (size, size))
         print(f'demo {split}: {counts["images"]} images, {counts["instances"]} instances -> {out}')
+    for split, n, seed in CLS_SPLITS:
+        counts = write_classification(out, split, n, seed)
+        print(f'demo classification {split}: {n} images {counts} -> {out}/cls')
     with open(os.path.join(out, 'manifest.json'), 'w') as f:
         json.dump(manifest(n_train, n_val, size), f)
 
