@@ -41,7 +41,8 @@ def test_every_release_has_an_eval_config_in_the_index() -> None:
         assert cfg.model.backbone.out_indices == (3, ) and cfg.test_evaluator.topk == (1, 5)
 
 
-@pytest.mark.parametrize('config', ['configs/imagenet/focal_tiny_useconv_in1k.py', 'configs/imagenet/focal_fast_tiny_in1k.py'])
+@pytest.mark.parametrize('config', ['configs/imagenet/focal_tiny_useconv_in1k.py',
+                                    'configs/imagenet/focal_fast_tiny_in1k.py'])
 def test_classifier_predicts_1000_class_scores(config: str) -> None:
     from mmpretrain.structures import DataSample
     model = build_model(Config.fromfile(osp.join(REPO, config))).eval()

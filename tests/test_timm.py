@@ -207,5 +207,18 @@ def test_classifier_arguments_are_checked() -> None:
         timm.create_model(V1_TINY, in_channels=3)
     with pytest.raises(TypeError, match='features_only=True'):
         timm.create_model(V1_TINY, frozen_stages=1)
+    with pytest.raises(TypeError, match='features_only=True'):
+        timm.create_model(V1_TINY, out_indices=(1, 2))
     with pytest.raises(ValueError, match="global_pool='token'"):
         timm.create_model(V1_TINY, global_pool='token')
+
+
+def test_converted_file_with_its_head_loads_as_the_official_one(v2_file: str, tmp_path, monkeypatch) -> None:
+    import runpy
+    out = str(tmp_path / 'converted.pth')
+    monkeypatch.setattr('sys.argv', ['focal2mmfocal.py', v2_file, out, '--keep-head'])
+    runpy.run_path(osp.join(osp.dirname(FIXTURES), '..', 'tools', 'model_converters', 'focal2mmfocal.py'),
+                   run_name='__main__')
+    a = timm.create_model(V2_TINY, pretrained=True, pretrained_cfg_overlay=dict(file=out))
+    b = timm.create_model(V2_TINY, pretrained=True, pretrained_cfg_overlay=dict(file=v2_file))
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))

@@ -7,7 +7,8 @@ Imported on use (``from mmfocal.apis import ...``): it pulls in mmengine's runne
 from .configs import get_config, list_configs, resource_root
 from .model_index import ModelEntry, load_model_index, model_key, paper_complexity, readme_table
 from .tool_config import (UserError, annotation_files, build_runner, check_dataset_paths, check_pretrained_files,
-                          check_resume_matches, classifier_checkpoint, dataset_hint, default_work_dir, explain_data_error, load_tool_config)
+                          check_resume_matches, classifier_checkpoint, dataset_hint, default_work_dir,
+                          explain_data_error, load_tool_config)
 
 __all__ = ['ModelEntry', 'UserError', 'get_config', 'list_configs', 'resource_root', 'annotation_files',
            'build_runner', 'check_dataset_paths', 'check_pretrained_files', 'check_resume_matches',

@@ -12,8 +12,8 @@ import torch
 from mmengine.config import Config
 
 __all__ = ['UserError', 'annotation_files', 'build_runner', 'check_dataset_paths', 'check_pretrained_files',
-           'classifier_checkpoint',
-           'check_resume_matches', 'dataset_hint', 'default_work_dir', 'explain_data_error', 'load_tool_config']
+           'check_resume_matches', 'classifier_checkpoint', 'dataset_hint', 'default_work_dir', 'explain_data_error',
+           'load_tool_config']
 
 
 class UserError(Exception):
@@ -271,4 +271,3 @@ def classifier_checkpoint(path: str, work_dir: str) -> str:
     out = osp.join(work_dir, 'converted_' + osp.basename(path))
     torch.save({'state_dict': state, 'meta': {'source': osp.basename(path), 'converter': 'mmfocal'}}, out)
     return out
-

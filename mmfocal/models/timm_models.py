@@ -15,7 +15,7 @@ detectors underneath. ``features_only=True`` gives the NCHW stage maps at any in
 loader (never unpickled by timm, whose older releases load files with ``weights_only=False``).
 """
 
-from typing import Any, Dict, Tuple
+from typing import Any, Callable, Dict, Tuple
 
 import torch.nn as nn
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
@@ -75,18 +75,18 @@ def _safe_pretrained_overlay(variant: str, kwargs: Dict[str, Any]) -> None:
 
 
 def _create(variant: str, pretrained: bool = False, **kwargs: Any) -> nn.Module:
-    family, arch, conv, file, _, _ = RELEASED[variant]
+    family, arch, conv = RELEASED[variant][:3]
     cls = FocalV2Classifier if family == 'v2' else FocalClassifier
     model_kwargs = dict(arch=arch, use_conv_embed=conv, drop_path_rate=_DROP_PATH[arch])
     model_kwargs.update(kwargs)
-    out_indices = model_kwargs.pop('out_indices', (0, 1, 2, 3))
     if pretrained:
         _safe_pretrained_overlay(variant, model_kwargs)
+    # timm takes out_indices for features_only=True; without it the classifier refuses them with a hint
     return build_model_with_cfg(cls, variant, pretrained, pretrained_filter_fn=checkpoint_filter_fn,
-                                feature_cfg=dict(feature_cls='getter', out_indices=out_indices), **model_kwargs)
+                                feature_cfg=dict(feature_cls='getter', out_indices=(0, 1, 2, 3)), **model_kwargs)
 
 
-def _entrypoint(variant: str):
+def _entrypoint(variant: str) -> Callable[..., nn.Module]:
     def entry(pretrained: bool = False, **kwargs: Any) -> nn.Module:
         return _create(variant, pretrained=pretrained, **kwargs)
 
