@@ -16,8 +16,8 @@ import torch.nn as nn
 from .backbones import FocalTransformer, FocalTransformerV2
 from .backbones.focal_base import to_nchw
 from .layers import init_linear_and_norms
-from .utils.focal_checkpoint import (DERIVED_KEY_PATTERNS, V2_KEY_PATTERNS, CheckpointMismatchError, adapt_state_dict,
-                                     check_version_family, extract_backbone_state_dict)
+from .utils.focal_checkpoint import (CheckpointMismatchError, adapt_state_dict, check_version_family,
+                                     drop_derived_keys, extract_backbone_state_dict)
 
 __all__ = ['FocalClassifier', 'FocalV2Classifier', 'official_classifier_state_dict', 'official_to_image_classifier']
 
@@ -58,12 +58,6 @@ class _ClassifierMixin:
         self.head_drop = nn.Dropout(drop_rate)
         self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
         self.reset_parameters()
-
-    def _adapt_incoming_state_dict(self, module: nn.Module, state_dict: dict, prefix: str, *args: Any) -> None:
-        """The backbone's load pre-hook (index buffers, bias tables, family checks), keeping the head it drops."""
-        head = {k: state_dict.pop(k) for k in list(state_dict) if k.startswith(prefix + 'head.')}
-        super()._adapt_incoming_state_dict(module, state_dict, prefix, *args)
-        state_dict.update(head)
 
     @property
     def norm(self) -> nn.Module:
@@ -178,8 +172,14 @@ class FocalV2Classifier(_ClassifierMixin, FocalTransformerV2):
     """The official Focal-fast (v2) ImageNet classifier (conv stem, nearest-key attention)."""
 
 
-def _is_derived(key: str) -> bool:
-    return any(p.search(key) for p in DERIVED_KEY_PATTERNS + V2_KEY_PATTERNS)
+def _official_tensors(checkpoint: Any) -> Dict[str, torch.Tensor]:
+    """The tensors of an official classifier file, index buffers dropped, the final ``norm`` as ``norm3``."""
+    state = dict(extract_backbone_state_dict(checkpoint))
+    drop_derived_keys(state, keep_head=True)
+    for p in ('weight', 'bias'):
+        if f'norm.{p}' in state:
+            state[f'norm3.{p}'] = state.pop(f'norm.{p}')
+    return state
 
 
 def official_classifier_state_dict(checkpoint: Any, model: nn.Module) -> Dict[str, torch.Tensor]:
@@ -199,19 +199,12 @@ def official_classifier_state_dict(checkpoint: Any, model: nn.Module) -> Dict[st
     Raises:
         CheckpointMismatchError: The weights are not Focal weights, or of the other family.
     """
-    state = extract_backbone_state_dict(checkpoint)
-    state = {k: v for k, v in state.items() if not _is_derived(k)}
+    state = _official_tensors(checkpoint)
     check_version_family(state, model._focal_v2, 'the pretrained file')
-    last = f'norm{model.num_stages - 1}'
-    for p in ('weight', 'bias'):
-        if f'norm.{p}' in state:
-            state[f'{last}.{p}'] = state.pop(f'norm.{p}')
-    if not any(k.startswith(last + '.') for k in state):
-        raise CheckpointMismatchError(f'the pretrained file has no final norm (norm.* or {last}.*): it is not a '
+    if not any(k.startswith('norm3.') for k in state):
+        raise CheckpointMismatchError('the pretrained file has no final norm (norm.* or norm3.*): it is not a '
                                       'classifier checkpoint (a detection backbone has no head to load).')
-    head = {k: state.pop(k) for k in list(state) if k.startswith('head.')}
-    adapt_state_dict(state, model.state_dict())  # (it drops heads: the backbone has none)
-    state.update(head)
+    adapt_state_dict(state, model.state_dict())
     return state
 
 
@@ -234,14 +227,5 @@ def official_to_image_classifier(checkpoint: Any) -> Optional[Dict[str, torch.Te
         return None
     if any(k.startswith('backbone.') for k in state) or 'head.weight' not in state or 'norm.weight' not in state:
         return None
-    out = {}
-    for key, value in state.items():
-        if _is_derived(key):
-            continue
-        if key.startswith('head.'):
-            out['head.fc.' + key[len('head.'):]] = value
-        elif key.startswith('norm.'):
-            out['backbone.norm3.' + key[len('norm.'):]] = value
-        else:
-            out['backbone.' + key] = value
-    return out
+    return {('head.fc.' + k[len('head.'):] if k.startswith('head.') else 'backbone.' + k): v
+            for k, v in _official_tensors(checkpoint).items()}

@@ -178,12 +178,13 @@ def extract_backbone_state_dict(checkpoint: Any) -> 'OrderedDict[str, torch.Tens
     return tensors
 
 
-def drop_derived_keys(state_dict: Dict[str, torch.Tensor], prefix: str = '') -> List[str]:
+def drop_derived_keys(state_dict: Dict[str, torch.Tensor], prefix: str = '', keep_head: bool = False) -> List[str]:
     """Remove classifier-head, index-buffer and v2-only keys from ``state_dict`` in place.
 
     Args:
         state_dict: A state dict (modified in place).
         prefix: Only keys under this prefix are considered.
+        keep_head: Keep ``head.*`` (for a model that has the classifier head).
 
     Returns:
         The removed keys.
@@ -193,7 +194,7 @@ def drop_derived_keys(state_dict: Dict[str, torch.Tensor], prefix: str = '') -> 
         if not key.startswith(prefix):
             continue
         local = key[len(prefix):]
-        if (local.startswith('head.') or any(p.search(local) for p in DERIVED_KEY_PATTERNS)
+        if ((local.startswith('head.') and not keep_head) or any(p.search(local) for p in DERIVED_KEY_PATTERNS)
                 or any(p.search(local) for p in V2_KEY_PATTERNS)):
             del state_dict[key]
             removed.append(key)
@@ -249,13 +250,14 @@ def adapt_state_dict(state_dict: Dict[str, torch.Tensor], model_state: Mapping[s
     Returns:
         (removed keys, human-readable notes about resized tables).
     """
-    removed = drop_derived_keys(state_dict, prefix)
+    # the backbone has no classifier head; the ImageNet classifiers built on it do
+    removed = drop_derived_keys(state_dict, prefix, keep_head=any(k.startswith('head.') for k in model_state))
     notes = []
     for key in list(state_dict):
         if not key.startswith(prefix):
             continue
         local = key[len(prefix):]
-        if local not in model_state:
+        if local not in model_state or local.startswith('head.'):  # another class count is the loader's business
             continue
         src, want = state_dict[key], model_state[local]
         if src.shape == want.shape:
