@@ -195,9 +195,29 @@ def build_runner(cfg: Config, scope: str):
     else:
         from mmseg.utils import register_all_modules
     register_all_modules(init_default_scope=False)
-    if 'runner_type' in cfg:
-        return RUNNERS.build(cfg)
-    return Runner.from_cfg(cfg)
+    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+    if cfg.get('compile'):
+        _compile_backbone(runner)
+    return runner
+
+
+def _compile_backbone(runner) -> None:
+    """Apply the config's ``compile`` option (``True`` or ``torch.compile`` arguments) to the model's backbone.
+
+    mmengine compiles the whole ``train_step``, optimizer step included, which dynamo fails to trace on torch
+    2.14 with mmengine 0.10.7 (``'UserDefinedDictVariable' object has no attribute 'items'`` in the
+    param-scheduler wrapper, whatever the model). The backbone's forward is compiled in place instead (its
+    state-dict keys stay as they are); models without a ``backbone`` keep mmengine's behaviour.
+    """
+    import torch
+    option = runner.cfg.get('compile')
+    model = getattr(runner.model, 'module', runner.model)  # under DDP
+    backbone = getattr(model, 'backbone', None)
+    if backbone is None:
+        return
+    kwargs = {} if option is True else dict(option)
+    backbone.forward = torch.compile(backbone.forward, **kwargs)
+    runner.cfg.compile = None  # mmengine's Runner.train() compiles nothing more
 
 
 def annotation_files(cfg: Config) -> List[str]:

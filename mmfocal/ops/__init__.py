@@ -1,7 +1,7 @@
 """All attention machinery of mmfocal: both families' kernels and autograd functions, the dispatcher that picks
 one per call, the piece policy and reused buffers of the CPU loops, the gather-table cache, and the settings."""
 
-from .dispatch import AttentionPath, cached_geometry, choose_path, clear_geometry_cache, exporting
+from .dispatch import AttentionPath, cached_geometry, choose_path, clear_geometry_cache, compiling, exporting
 from .focal_v1 import (AttentionGeometry, FocalAttentionCore, accumulate_dtype, focal_v1_attention, fused_attention,
                        pack_qkv)
 from .focal_v2 import BiasLookup, FocalV2Core, focal_v2_attention, lookup_bias
@@ -10,6 +10,6 @@ from .settings import AttentionSettings, attention_settings, flash_cpu_op, get_a
 
 __all__ = ['AttentionGeometry', 'AttentionPath', 'AttentionSettings', 'BiasLookup', 'FocalAttentionCore',
            'FocalV2Core', 'ScratchBuffers', 'accumulate_dtype', 'attention_settings', 'cached_geometry',
-           'choose_path', 'clear_geometry_cache', 'exporting', 'flash_cpu_op', 'focal_v1_attention',
+           'choose_path', 'clear_geometry_cache', 'compiling', 'exporting', 'flash_cpu_op', 'focal_v1_attention',
            'focal_v2_attention', 'fused_attention', 'gather_rows', 'get_attention_settings', 'lookup_bias',
            'pack_qkv', 'pieces', 'scratch']

@@ -12,7 +12,7 @@ import torch
 
 from .settings import flash_cpu_op, get_attention_settings
 
-__all__ = ['AttentionPath', 'choose_path', 'exporting', 'cached_geometry', 'clear_geometry_cache']
+__all__ = ['AttentionPath', 'choose_path', 'compiling', 'exporting', 'cached_geometry', 'clear_geometry_cache']
 
 
 class AttentionPath(enum.Enum):
@@ -25,7 +25,10 @@ class AttentionPath(enum.Enum):
     * ``FUSED``: no autograd; keys gathered piece by piece into reused buffers, a fused kernel per piece.
     * ``CORE``: training through the family's own ``autograd.Function`` (saves the key sources, not the
       gathered keys; hand-written backward).
-    * ``AUTOGRAD``: training through autograd and ``scaled_dot_product_attention`` (where no core applies).
+    * ``AUTOGRAD``: the fast path's keys (one gather, a bias per distinct offset) through standard operators and
+      autograd, no piece loops and no reused buffers: training where no core applies, and every call under
+      ``torch.compile`` (its compilers trace neither the cores' in-place buffer reuse nor Python piece loops
+      cheaply, and fuse the whole-tensor formulation themselves).
     """
 
     REFERENCE = 'reference'
@@ -38,6 +41,14 @@ def exporting() -> bool:
     """Whether the model is being exported or traced (ONNX, TorchScript tracing, ``torch.export``)."""
     is_exporting = getattr(getattr(torch, 'compiler', None), 'is_exporting', None)  # newer torch only
     return bool(torch.onnx.is_in_onnx_export() or torch.jit.is_tracing() or (is_exporting and is_exporting()))
+
+
+def compiling() -> bool:
+    """Whether ``torch.compile`` (dynamo) is tracing the call."""
+    compiler = getattr(torch, 'compiler', None)
+    if compiler is not None and hasattr(compiler, 'is_compiling'):
+        return bool(compiler.is_compiling())
+    return bool(torch._dynamo.is_compiling())  # torch < 2.3
 
 
 def choose_path(family: str, impl: str, device: torch.device, needs_grad: bool,
@@ -53,6 +64,8 @@ def choose_path(family: str, impl: str, device: torch.device, needs_grad: bool,
     """
     if impl == 'reference' or dropout or exporting():
         return AttentionPath.REFERENCE
+    if compiling():
+        return AttentionPath.AUTOGRAD
     if not needs_grad:
         return AttentionPath.FUSED
     if family == 'v1':
@@ -72,6 +85,10 @@ def cached_geometry(key: Hashable, build: Callable[[], Any]) -> Any:
     their tables, and multi-scale training sees many map sizes.
     """
     value = _GEOMETRY_CACHE.get(key)
+    if compiling():
+        # read-only while dynamo traces: the backbone filled the cache before tracing (FocalBackbone), and a
+        # reordered cache would fail the guards on it and recompile every call
+        return build() if value is None else value
     if value is not None:
         _GEOMETRY_CACHE.move_to_end(key)
         return value

@@ -243,6 +243,19 @@ class FocalAttentionCore(torch.autograd.Function):
         return grad_qkv.view(b, nwh * s, nww * s, 3 * h * d), grad_pooled, grad_bias, None, None
 
 
+def _autograd(qkv: torch.Tensor, kv_pooled: Optional[torch.Tensor], bias: torch.Tensor,
+              g: AttentionGeometry) -> torch.Tensor:
+    """The fast path's formulation through standard operators and autograd: every key gathered at once."""
+    q, src = pack_qkv(qkv, kv_pooled, g)
+    b, h, nw, s2, dk = q.shape
+    (nwh, nww), s, d = g.grid, g.window, g.head_dims
+    kv = _gather_kv(src, g.index, g.n_keys)  # (2, B, h, nW, N, dk)
+    logits = torch.matmul(q * g.scale, kv[0].transpose(-1, -2)) + bias
+    attn = logits.softmax(dim=-1, dtype=accumulate_dtype(q.dtype)).to(q.dtype)
+    o = torch.matmul(attn, kv[1])[..., :d].view(b, h, nwh, nww, s, s, d)
+    return o.permute(0, 2, 4, 3, 5, 1, 6).reshape(b, nwh * s, nww * s, h * d)
+
+
 def focal_v1_attention(qkv: torch.Tensor, kv_pooled: Optional[torch.Tensor], bias: torch.Tensor, g: AttentionGeometry,
                        path: AttentionPath) -> torch.Tensor:
     """Focal attention from the qkv projections to the (B, Hp, Wp, C) output, by ``path``.
@@ -252,14 +265,16 @@ def focal_v1_attention(qkv: torch.Tensor, kv_pooled: Optional[torch.Tensor], bia
         kv_pooled: (B, nWh, nWw, 2C) key/value projections of the pooled tokens, or None.
         bias: (1, h, 1, s2, N) position bias shared by all windows (repeated ring keys merged).
         g: The call's geometry.
-        path: ``FUSED`` (no autograd) or ``CORE`` (:class:`FocalAttentionCore`), from
-            :func:`~mmfocal.ops.choose_path`.
+        path: ``FUSED`` (no autograd), ``CORE`` (:class:`FocalAttentionCore`) or ``AUTOGRAD`` (standard
+            operators, under ``torch.compile``), from :func:`~mmfocal.ops.choose_path`.
     """
     if path is AttentionPath.FUSED:
         q, src = pack_qkv(qkv, kv_pooled, g)
         return fused_attention(q, src, bias[:, :, 0], g)
+    if path is AttentionPath.AUTOGRAD:
+        return _autograd(qkv, kv_pooled, bias, g)
     if path is not AttentionPath.CORE:
-        raise ValueError(f'focal_v1_attention runs the FUSED and CORE paths, not {path}.')
+        raise ValueError(f'focal_v1_attention runs the FUSED, CORE and AUTOGRAD paths, not {path}.')
     inputs = [t for t in (qkv, kv_pooled, bias) if t is not None and t.requires_grad]
     if inputs:
         scratch.keep_until_backward(inputs[0])

@@ -1,4 +1,4 @@
-"""The prepared CUDA check of the Focal-T backbone: correctness, speed and memory of the fast path on a GPU.
+"""The prepared CUDA check of the Focal-T and Focal-fast-T backbones: correctness, speed and memory on a GPU.
 
 Usage:
     python tools/dev/cuda_check.py [--official PATH/classification/focal_transformer.py] [--out DIR]
@@ -11,16 +11,19 @@ with network; carry that folder along). Anything else missing ends the script wi
 
 What it measures (one JSON + a short text summary in ``--out``):
 
-1. correctness: fast vs reference attention at 224x224 and 800x1333 in fp32 (TF32 off), eval outputs and, in
-   training mode, outputs and every parameter gradient (max |diff| relative to the largest value, <= 1e-4);
-   the official v1 code at 224 when ``--official`` is given; bf16 / fp16 autocast outputs against fp32 (relative
-   L2 error <= 3e-2 / 1e-2); ``with_cp=True`` gradients against the same model without (<= 1e-5);
+1. correctness, for both families: fast vs reference attention at 224x224 and 800x1333 in fp32 (TF32 off), eval
+   outputs and, in training mode, outputs and every parameter gradient (max |diff| relative to the largest value,
+   <= 1e-4); the official v1 code at 224 when ``--official`` is given; bf16 / fp16 autocast outputs against fp32
+   (relative L2 error <= 3e-2 / 1e-2); ``with_cp=True`` gradients against the same model without (<= 1e-5); a
+   ``torch.compile`` training step (inductor; ``aot_eager`` in the CPU smoke test) against eager, outputs and
+   gradients (<= 1e-4);
 2. speed: forward at 224x224 x64 and 800x1333 x2 and a training step (forward + backward) at 800x1333 x2 for
-   Focal-T fast, Focal-T reference and torchvision's Swin-T, timed with CUDA events (warm-up, median of N);
+   Focal-T fast, Focal-T reference, Focal-fast-T and torchvision's Swin-T, timed with CUDA events (warm-up, median
+   of N);
 3. memory: ``torch.cuda.max_memory_allocated`` of that training step, Focal-T fast vs Swin-T;
 4. the ten most expensive CUDA kernels of the fast training step (so a slow path says where its time goes).
 
-``--quick`` uses tiny sizes and one repetition (under a minute on 2 CPU cores).
+``--quick`` uses tiny sizes and one repetition (a few minutes on 2 CPU cores, most of it compiling).
 """
 
 import argparse
@@ -50,7 +53,8 @@ def fail(message: str) -> None:
 
 
 def import_backbone():
-    """FocalTransformer, taking mmengine / mmcv (pure Python) from .cuda_check_deps when they are not installed."""
+    """FocalTransformer and FocalTransformerV2, taking mmengine / mmcv (pure Python) from .cuda_check_deps when they
+    are not installed."""
     sys.path.insert(0, REPO)
     for attempt in range(2):
         try:
@@ -65,8 +69,8 @@ def import_backbone():
                 continue
             fail(f'mmengine/mmcv not importable ({exc}); run `bash tools/dev/fetch_cuda_check_deps.sh` where there is '
                  'network and carry .cuda_check_deps/ along')
-    from mmfocal.models import FocalTransformer
-    return FocalTransformer
+    from mmfocal.models import FocalTransformer, FocalTransformerV2
+    return FocalTransformer, FocalTransformerV2
 
 
 def rel_max(a, b) -> float:
@@ -127,8 +131,9 @@ def train_grads(model, x) -> Tuple[list, Dict[str, 'object']]:
                                         if p.grad is not None}
 
 
-def check_correctness(Focal, device: str, sizes: List[tuple], official: Optional[str], check: Check) -> None:
-    """Fast vs reference (fp32), official v1, autocast, with_cp."""
+def check_correctness(Focal, device: str, sizes: List[tuple], official: Optional[str], check: Check,
+                      label: str = '') -> None:
+    """Fast vs reference (fp32), official v1, autocast, with_cp; check names start with ``label``."""
     import torch
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
@@ -138,13 +143,13 @@ def check_correctness(Focal, device: str, sizes: List[tuple], official: Optional
         x = torch.rand(b, 3, h, w, device=device)
         with torch.no_grad():
             fo, ro = fast.eval()(x), ref.eval()(x)
-        check.add(f'fp32 eval outputs fast vs reference {h}x{w}', max(rel_max(a, r) for a, r in zip(fo, ro)),
+        check.add(f'{label}fp32 eval outputs fast vs reference {h}x{w}', max(rel_max(a, r) for a, r in zip(fo, ro)),
                   TOL['fp32'])
         (fo, fg), (ro, rg) = train_grads(fast, x), train_grads(ref, x)
-        check.add(f'fp32 train outputs fast vs reference {h}x{w}', max(rel_max(a, r) for a, r in zip(fo, ro)),
+        check.add(f'{label}fp32 train outputs fast vs reference {h}x{w}', max(rel_max(a, r) for a, r in zip(fo, ro)),
                   TOL['fp32'])
         assert fg.keys() == rg.keys() and len(fg) > 0
-        check.add(f'fp32 gradients fast vs reference {h}x{w} (all {len(fg)} parameters)', grad_error(fg, rg),
+        check.add(f'{label}fp32 gradients fast vs reference {h}x{w} (all {len(fg)} parameters)', grad_error(fg, rg),
                   TOL['fp32'])
         with torch.no_grad():
             for dtype, key in ((torch.bfloat16, 'bf16'), (torch.float16, 'fp16')):
@@ -152,20 +157,39 @@ def check_correctness(Focal, device: str, sizes: List[tuple], official: Optional
                     with torch.autocast(device, dtype=dtype):
                         low = fast.eval()(x)
                 except RuntimeError as exc:  # e.g. fp16 autocast on an old CPU build
-                    check.results[f'{key} autocast {h}x{w}'] = dict(value=None, tol=TOL[key], ok=True,
+                    check.results[f'{label}{key} autocast {h}x{w}'] = dict(value=None, tol=TOL[key], ok=True,
                                                                    skipped=str(exc)[:200])
                     continue
                 ref32 = fast(x)
-                check.add(f'{key} autocast outputs vs fp32 {h}x{w} (relative L2)',
+                check.add(f'{label}{key} autocast outputs vs fp32 {h}x{w} (relative L2)',
                           max(rel_l2(a, r) for a, r in zip(low, ref32)), TOL[key])
     b, h, w = sizes[0]
     x = torch.rand(b, 3, h, w, device=device)
     cp_model = focal(Focal, 'fast', device, with_cp=True)
     (_, g0), (_, g1) = train_grads(fast, x), train_grads(cp_model, x)
-    check.add(f'with_cp gradients vs without {h}x{w}', grad_error(g1, g0), TOL['with_cp'])
+    check.add(f'{label}with_cp gradients vs without {h}x{w}', grad_error(g1, g0), TOL['with_cp'])
     if official:
         check.add('fp32 stage-4 block output fast vs official v1 224x224', compare_official(fast, official, device),
                   TOL['fp32'])
+
+
+def check_compiled(Focal, device: str, size: tuple, check: Check, label: str) -> None:
+    """A ``torch.compile`` training step against eager: outputs and every parameter gradient."""
+    import torch
+    torch._dynamo.reset()
+    model = focal(Focal, 'fast', device)
+    b, h, w = size
+    torch.manual_seed(3)
+    x = torch.rand(b, 3, h, w, device=device)
+    eager_out, eager_grads = train_grads(model, x)
+    backend = 'inductor' if device == 'cuda' else 'aot_eager'  # the CPU smoke test skips code generation
+    compiled = torch.compile(model, backend=backend)
+    out, grads = train_grads(compiled, x)
+    check.add(f'{label}torch.compile ({backend}) train outputs vs eager {h}x{w}',
+              max(rel_max(a, r) for a, r in zip(out, eager_out)), TOL['fp32'])
+    grads = {k.replace('_orig_mod.', ''): v for k, v in grads.items()}
+    check.add(f'{label}torch.compile ({backend}) gradients vs eager {h}x{w}', grad_error(grads, eager_grads),
+              TOL['fp32'])
 
 
 def compare_official(fast, official: str, device: str) -> float:
@@ -305,7 +329,7 @@ def main() -> None:
         fail(f'{exc}: this check needs torch and torchvision')
     if args.device == 'cuda' and not torch.cuda.is_available():
         fail('no CUDA device visible (use --device cpu --quick for the smoke test)')
-    Focal = import_backbone()
+    Focal, FocalV2 = import_backbone()
     plan = QUICK if args.quick else FULL
     device = args.device
     machine = torch.cuda.get_device_name(0) if device == 'cuda' else 'CPU'
@@ -313,13 +337,16 @@ def main() -> None:
     print(f'cuda_check on {machine}, torch {torch.__version__} (CUDA {torch.version.cuda})', flush=True)
 
     check = Check()
-    check_correctness(Focal, device, plan['correct'], args.official, check)
+    check_correctness(Focal, device, plan['correct'], args.official, check, 'Focal-T ')
+    check_correctness(FocalV2, device, plan['correct'], None, check, 'Focal-fast-T ')
+    for cls, label in ((Focal, 'Focal-T '), (FocalV2, 'Focal-fast-T ')):
+        check_compiled(cls, device, plan['correct'][0], check, label)
     result['correctness'] = check.results
 
     torch.backends.cuda.matmul.allow_tf32 = True  # how people train; correctness above ran without it
     torch.backends.cudnn.allow_tf32 = True
     models = dict(focal_fast=focal(Focal, 'fast', device), focal_reference=focal(Focal, 'reference', device),
-                  swin_t=swin_t(device))
+                  focal_v2_fast=focal(FocalV2, 'fast', device), swin_t=swin_t(device))
     speed = {}
     for b, h, w in plan['fwd']:
         x = torch.rand(b, 3, h, w, device=device)

@@ -6,6 +6,7 @@ arguments, initialises and loads weights, freezes stages and runs the forward pa
 ``_version``, the checks of its own arguments and its blocks (``block_specs``).
 """
 
+import contextlib
 import os
 import warnings
 from typing import Dict, List, Optional, Sequence, Tuple, Union
@@ -16,7 +17,7 @@ from mmcv.cnn import build_norm_layer
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
 
-from ...ops import scratch
+from ...ops import compiling, scratch
 from ...utils.torch_compat import register_load_state_dict_pre_hook
 from ..layers import FocalPatchEmbed, FocalStage, init_linear_and_norms
 from ..layers.focal_block import _FocalBlockBase
@@ -25,6 +26,8 @@ from ..utils.focal_checkpoint import (CheckpointMismatchError, adapt_state_dict,
                                       official_to_mmfocal, pretrained_checkpoint, summarize_keys)
 
 __all__ = ['FocalBackbone', 'per_stage', 'to_nchw']
+
+_compiler_disable = getattr(torch.compiler, 'disable', None) or torch._dynamo.disable
 
 
 def per_stage(value: Union[int, float, Sequence], n: int, name: str) -> tuple:
@@ -298,6 +301,18 @@ class FocalBackbone(BaseModule):
         raw = self.forward_stages(x, self.out_indices)
         return tuple(to_nchw(getattr(self, f'norm{i}')(raw[i][0]), raw[i][1]) for i in self.out_indices)
 
+    @_compiler_disable
+    def _prepare_geometry(self, hw: Tuple[int, int], device: torch.device, last: int) -> None:
+        """Fill the gather-table cache for an H×W input before dynamo traces the stages.
+
+        The tables are built from data-dependent sizes (``topk`` ranges): built inside the trace they would
+        break the graph in every block. This runs eagerly, one break at the start of the forward, and the
+        blocks then read the tables as constants.
+        """
+        hw = self.patch_embed.output_size((int(hw[0]), int(hw[1])))
+        for layer in self.layers[:last + 1]:
+            hw = layer.prepare(hw, device)
+
     def forward_stages(self, x: torch.Tensor, indices: Sequence[int]
                        ) -> Dict[int, Tuple[torch.Tensor, Tuple[int, int]]]:
         """Run the stem and the stages up to ``max(indices)``; the raw (un-normed) outputs of ``indices``.
@@ -318,11 +333,14 @@ class FocalBackbone(BaseModule):
         if min(x.shape[2:]) < 32:
             raise ValueError(f'{name} needs H, W >= 32 (four stride-2 stages after stride 4); '
                              f'got {tuple(x.shape[2:])}.')
+        last = max(indices)
+        if compiling():
+            self._prepare_geometry(tuple(x.shape[2:]), x.device, last)
         x, hw = self.patch_embed(x)
         x = self.pos_drop(x)
         outs = {}
-        last = max(indices)
-        with scratch.forward_scope():
+        # compiled calls use no reused buffers (ops.choose_path), and dynamo would break the graph at the scope
+        with contextlib.nullcontext() if compiling() else scratch.forward_scope():
             for i, layer in enumerate(self.layers):
                 out, out_hw, x, hw = layer(x, hw, downsample=i < last)
                 if i in indices:

@@ -56,6 +56,10 @@ class _WindowAttention(BaseModule):
         return choose_path(self.family, self.attn_impl, x.device, needs_grad,
                            dropout=self.training and self.attn_drop.p > 0)
 
+    def prepare(self, hw: Tuple[int, int], device: torch.device) -> None:
+        """Build (and cache) the gather tables of an h×w map on ``device`` (outside a ``torch.compile`` trace)."""
+        raise NotImplementedError
+
     def _pooled_kv(self, pooled: torch.Tensor) -> torch.Tensor:
         """Key/value projections of the pooled tokens (the qkv layer without its query part)."""
         c = self.embed_dims
@@ -179,9 +183,7 @@ class FocalAttention(_WindowAttention):
             return self._forward_reference(x, pooled)
         b, hp, wp, c = x.shape
         s, h, d = self.window_size, self.num_heads, self.head_dims
-        index, mask = focal_v1_key_index(hp, wp, s, self.expand_size,
-                                         self.ring_offsets if self.expand_size > 0 else None,
-                                         self.focal_window if self.focal_level > 1 else None, x.device)
+        index, mask = self._key_index(hp, wp, x.device)
         g = AttentionGeometry(grid=(hp // s, wp // s), window=s, heads=h, head_dims=d,
                               channels=d + (mask is not None), pad=self.focal_window // 2, n_keys=index.shape[1],
                               index=index.flatten(), mask=mask, scale=self.scale)
@@ -189,6 +191,17 @@ class FocalAttention(_WindowAttention):
         kv_pooled = self._pooled_kv(pooled) if self.focal_level > 1 else None
         bias = self.position_bias(merge_ring=True).to(qkv.dtype)[None, :, None]  # (1, h, 1, s2, N)
         return self._output(focal_v1_attention(qkv, kv_pooled, bias, g, path))
+
+    def _key_index(self, hp: int, wp: int, device: torch.device) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        return focal_v1_key_index(hp, wp, self.window_size, self.expand_size,
+                                  self.ring_offsets if self.expand_size > 0 else None,
+                                  self.focal_window if self.focal_level > 1 else None, device)
+
+    def prepare(self, hw: Tuple[int, int], device: torch.device) -> None:
+        """Build (and cache) the gather tables of an h×w map on ``device`` (outside a ``torch.compile`` trace)."""
+        s = self.window_size
+        if self.attn_impl == 'fast':
+            self._key_index(-(-hw[0] // s) * s, -(-hw[1] // s) * s, device)
 
     def _forward_reference(self, x: torch.Tensor, pooled: Optional[torch.Tensor]) -> torch.Tensor:
         """The official formulation: rolled copies, unfold, explicit logits and softmax."""
@@ -275,6 +288,10 @@ class FocalV2Attention(_WindowAttention):
 
     def init_bias_tables(self) -> None:
         """Nothing beyond the Linear initialisation: the position bias is an MLP."""
+
+    def prepare(self, hw: Tuple[int, int], device: torch.device) -> None:
+        """Build (and cache) the gather tables of an h×w map on ``device`` (outside a ``torch.compile`` trace)."""
+        focal_v2_geometry(hw, self.window_size, self.topk, device)
 
     def bias_table(self, geo: FocalV2Geometry) -> torch.Tensor:
         """The MLPs of all levels on every offset of their boxes: (heads, all offsets), see :class:`FocalV2Geometry`."""

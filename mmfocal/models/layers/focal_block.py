@@ -235,6 +235,15 @@ class FocalPatchEmbed(BaseModule):
         self.proj = nn.Conv2d(in_channels, embed_dims, kernel, stride=stride, padding=padding)
         self.norm = build_norm_layer(norm_cfg, embed_dims)[1]
 
+    def output_size(self, hw: Tuple[int, int]) -> Tuple[int, int]:
+        """(H', W') of an H×W input, without running the convolution."""
+        conv, p = self.proj, self.patch_size
+        sizes = []
+        for n, k, stride, pad in zip(hw, conv.kernel_size, conv.stride, conv.padding):
+            n = -(-n // p) * p if self.pad_input else n
+            sizes.append((n + 2 * pad - k) // stride + 1)
+        return sizes[0], sizes[1]
+
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int]]:
         """(B, C, H, W) -> ((B, H'*W', C'), (H', W'))."""
         if self.pad_input:
@@ -275,6 +284,12 @@ class FocalStage(BaseModule):
         self.downsample = FocalPatchEmbed(
             in_channels=embed_dims, embed_dims=2 * embed_dims, is_stem=False, use_conv_embed=use_conv_embed,
             norm_cfg=norm_cfg) if downsample else None
+
+    def prepare(self, hw_shape: Tuple[int, int], device: torch.device) -> Tuple[int, int]:
+        """Build the gather tables of the blocks for an H×W map; the size of the downsampled map."""
+        for block in self.blocks:
+            block.attn.prepare(hw_shape, device)
+        return hw_shape if self.downsample is None else self.downsample.output_size(hw_shape)
 
     def forward(self, x: torch.Tensor, hw_shape: Tuple[int, int], downsample: bool = True
                 ) -> Tuple[torch.Tensor, Tuple[int, int], torch.Tensor, Tuple[int, int]]:
