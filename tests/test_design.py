@@ -187,7 +187,10 @@ def test_configs_dump_the_experiment_and_nothing_else() -> None:
                             (mmdet, 'sparse_rcnn/sparse-rcnn_r50_fpn_1x_coco.py'),
                             (mmdet, 'atss/atss_r50_fpn_1x_coco.py'),
                             (mmseg, 'swin/swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512.py'),
-                            (mmpretrain, 'swin_transformer/swin-tiny_16xb64_in1k.py')):
+                            (mmpretrain, 'swin_transformer/swin-tiny_16xb64_in1k.py'),
+                            (mmdet, 'dino/dino-5scale_swin-l_8xb2-12e_coco.py'),
+                            (mmdet, 'mask2former/mask2former_r50_8xb2-lsj-50e_coco.py'),
+                            (mmseg, 'mask2former/mask2former_r50_8xb2-160k_ade20k-512x512.py')):
         reference |= _top_level_keys(osp.join(osp.dirname(package.__file__), '.mim', 'configs', config))
     reference |= {'custom_imports', 'randomness'}  # keys of mmengine's config / Runner these bases leave out
     configs = sorted(c for c in glob.glob(osp.join(REPO, 'configs', '*', '*.py')) if '/_base_/' not in c)

@@ -175,6 +175,29 @@ def test_reppoints_v2_demo_learns_and_tests_with_coco_metrics(tmp_path) -> None:
     assert 0.0 <= scalars(str(tmp_path / 'test'))[-1]['coco/bbox_mAP'] <= 1.0
 
 
+# beyond the paper: 6 iterations on one batch of 2 training images (a loss that must fall within a few steps,
+# whatever the data order), then the validation of 2 images
+BEYOND_PAPER_DEMOS = {
+    'configs/demo/dino_focal_tiny_demo.py': ['train_cfg.max_epochs=6', 'train_cfg.val_interval=6'],
+    'configs/demo/mask2former_focal_tiny_demo.py': ['train_cfg.max_iters=6', 'train_cfg.val_interval=6'],
+    'configs/demo/mask2former_seg_focal_tiny_demo.py': ['train_cfg.max_iters=6', 'train_cfg.val_interval=6'],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('config', sorted(BEYOND_PAPER_DEMOS))
+def test_beyond_paper_demo_trains_and_validates(tmp_path, config: str) -> None:
+    work = str(tmp_path / 'work')
+    tool('tools/train.py', config, '--work-dir', work, '--cfg-options', *BEYOND_PAPER_DEMOS[config],
+         'train_dataloader.batch_size=2', 'train_dataloader.dataset.indices=2', 'val_dataloader.dataset.indices=2',
+         'default_hooks.logger.interval=1', 'default_hooks.checkpoint.interval=100')
+    records = scalars(work)
+    losses = [r['loss'] for r in records if 'loss' in r]
+    assert len(losses) == 6 and losses[-1] < losses[0], losses  # logged as the running mean: it falls
+    metric = 'mIoU' if 'seg' in config else 'coco/bbox_mAP'
+    assert 0.0 <= records[-1][metric] <= 100.0, records[-1]
+
+
 @pytest.mark.slow
 def test_upernet_demo_trains_and_tests_with_miou(tmp_path) -> None:
     work = str(tmp_path / 'uper')

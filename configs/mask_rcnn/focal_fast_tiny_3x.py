@@ -11,3 +11,6 @@ model = dict(
         out_indices=(0, 1, 2, 3),
         with_cp=False,
         init_cfg=dict(type='Pretrained', checkpoint='checkpoints/focalv2-tiny-useconv-is224-ws7.pth')))
+# the recipe's no-decay keys with v2's position-bias MLPs (coord2rpb_all) in place of v1's tables
+optim_wrapper = dict(
+    paramwise_cfg=dict(custom_keys=dict(_delete_=True, coord2rpb=dict(decay_mult=0.), norm=dict(decay_mult=0.))))

@@ -11,3 +11,6 @@ model = dict(
         drop_path_rate=0.3,
         out_indices=(0, 1, 2, 3),
         init_cfg=dict(type='Pretrained', checkpoint='checkpoints/focalv2-tiny-useconv-is224-ws7.pth')))
+# no weight decay on v2's position-bias MLPs (coord2rpb_all, in place of v1's tables) and the norms
+optim_wrapper = dict(
+    paramwise_cfg=dict(custom_keys=dict(_delete_=True, coord2rpb=dict(decay_mult=0.), norm=dict(decay_mult=0.))))

@@ -16,3 +16,7 @@ model = dict(
         init_cfg=dict(type='Pretrained', checkpoint='checkpoints/focal-tiny-useconv-is224-ws7.pth')),
     decode_head=dict(in_channels=[96, 192, 384, 768], num_classes=150),
     auxiliary_head=dict(in_channels=384, num_classes=150))
+# the Swin recipe's no-decay keys without its absolute_pos_embed, which Focal does not have
+optim_wrapper = dict(
+    paramwise_cfg=dict(custom_keys=dict(
+        _delete_=True, relative_position_bias_table=dict(decay_mult=0.), norm=dict(decay_mult=0.))))

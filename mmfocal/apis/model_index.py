@@ -41,6 +41,12 @@ class ModelEntry(dict):
         return {k: v for r in self.get('Results', []) for k, v in r['Metrics'].items()}
 
     @property
+    def reference(self) -> Optional[Dict[str, str]]:
+        """``{'Backbone', 'Config', 'Results'}`` of the upstream model a beyond-the-paper config is compared with
+        (its recipe with a Swin or ResNet backbone, trained there), or None for the paper's configs."""
+        return self['Metadata'].get('Reference')
+
+    @property
     def weights(self) -> Optional[str]:
         """URL of the released trained weights the config evaluates (the official ImageNet classifiers), or None."""
         return self.get('Weights')
@@ -124,6 +130,9 @@ def readme_table(entries: List[ModelEntry], config_links: bool = False) -> str:
         params = f'{e.params_m:.1f}' if e.params_m else '–'
         flops = (f'{e.flops_g:.1f}' if e.flops_g < 20 else f'{e.flops_g:.0f}') if e.flops_g else '–'
         result = ', '.join(f'{k} {v}' for k, v in e.metrics.items()) or 'none reported'
+        if e.reference:
+            result = f"beyond the paper, not trained here ({e.reference['Backbone']} in " \
+                     f"{e.reference['Config'].split('::')[0]}: {e.reference['Results']})"
         name = f'[`{osp.basename(e.config)}`]({osp.basename(e.config)})' if config_links else f'`{e.config}`'
         lines.append(f"| {name} | {meta['Backbone']} | {schedule} | {start} | {params} | {flops} | {result} |")
     return '\n'.join(lines)
@@ -161,14 +170,28 @@ def method_readme(metafile: str, root: Optional[str] = None) -> str:
     else:
         trained = ('**No model here was trained by mmfocal**: there are no trained checkpoints, only the ImageNet '
                    'file each config starts from (put it in `checkpoints/`).')
-    lines = [f"# {collection['Name']} with Focal Transformer backbones", '', METHOD_README_NOTE, '',
-             f"[{paper.get('Title', 'Focal Transformer')}]({paper.get('URL', '')}) (NeurIPS 2021): the paper's "
-             f"{collection['Name']} {'models' if data == 'ImageNet-1K' else 'experiments'}. Architecture: "
-             f"{architecture}; trained on {data}.", '',
-             readme_table(entries, config_links=True), '',
-             f'Params and FLOPs are the published counts of each model (1x and 3x share them); results the published '
-             f'{metric} where there is one (the paper\'s; for reference models their own repositories\', named in '
-             f"metafile.yml). {trained} mmfocal's own counts beside the paper's: `docs/model_zoo.md`.", '']
+    if collection['Metadata'].get('Beyond Paper'):
+        # a detector the paper does not have: its own paper, counts measured here, the upstream reference
+        lines = [f"# {collection['Name']} with Focal Transformer backbones (beyond the paper)", '',
+                 METHOD_README_NOTE, '',
+                 f"[{paper.get('Title', collection['Name'])}]({paper.get('URL', '')}) with Focal backbones, as "
+                 f"short diffs over the mmdet / mmseg {collection['Name']} recipes. Architecture: {architecture}. "
+                 'The Focal Transformer paper has no such results.', '',
+                 readme_table(entries, config_links=True), '',
+                 'Params and FLOPs are counted here (`python tools/analysis/get_flops.py CONFIG`: 1280x800 for '
+                 'COCO, 512x512 for ADE20K). The result column gives the upstream model of the same recipe '
+                 '(named in metafile.yml, trained by mmdet / mmseg) for comparison. ' + trained +
+                 ' `configs/demo/` holds demo-sized versions that train on the embedded demo data.', '']
+    else:
+        lines = [f"# {collection['Name']} with Focal Transformer backbones", '', METHOD_README_NOTE, '',
+                 f"[{paper.get('Title', 'Focal Transformer')}]({paper.get('URL', '')}) (NeurIPS 2021): the paper's "
+                 f"{collection['Name']} {'models' if data == 'ImageNet-1K' else 'experiments'}. Architecture: "
+                 f"{architecture}; trained on {data}.", '',
+                 readme_table(entries, config_links=True), '',
+                 f'Params and FLOPs are the published counts of each model (1x and 3x share them); results the '
+                 f'published {metric} where there is one (the paper\'s; for reference models their own '
+                 f"repositories', named in metafile.yml). {trained} mmfocal's own counts beside the paper's: "
+                 '`docs/model_zoo.md`.', '']
     return '\n'.join(lines)
 
 

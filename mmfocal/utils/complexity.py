@@ -1,6 +1,7 @@
 """Parameter and FLOP counting for mmfocal configs (the paper's numbers are in the model index)."""
 
 import copy
+import inspect
 from functools import partial
 from typing import Dict, Optional, Tuple
 
@@ -95,7 +96,14 @@ def complexity(cfg: Config, shape: Optional[Tuple[int, int]] = None, flops: bool
     if flops:
         model.init_weights()  # a head with PyTorch's default init can emit inverted boxes (Sparse R-CNN)
         x = torch.rand(1, 3, h, w)
-        model.forward = partial(model.forward, data_samples=_dummy_samples(scope, h, w), mode='tensor')
+        samples = _dummy_samples(scope, h, w)
+        head = getattr(model, 'decode_head', None)
+        if head is not None and 'batch_data_samples' in inspect.signature(head.forward).parameters:
+            # mmseg's tensor mode calls decode_head.forward(x), which Mask2Former's head refuses (it needs the
+            # samples for the image sizes): count backbone, neck and head with the samples given
+            model.forward = lambda inputs: head(model.extract_feat(inputs), samples)
+        else:
+            model.forward = partial(model.forward, data_samples=samples, mode='tensor')
         with torch.no_grad():
             analyzer = FlopAnalyzer(model, (x, ))
             analyzer.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
