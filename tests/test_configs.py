@@ -56,8 +56,8 @@ def loss_once(model: torch.nn.Module, cfg: Config, h: int, w: int) -> dict:
         from mmdet.structures.mask import BitmapMasks
         from mmengine.structures import InstanceData, PixelData
         sample = DetDataSample(metainfo=meta)
-        sample.gt_instances = InstanceData(
-            bboxes=torch.tensor([[w / 4, h / 4, w / 2, h / 2]]), labels=torch.tensor([0]), masks=BitmapMasks(mask, h, w))
+        sample.gt_instances = InstanceData(bboxes=torch.tensor([[w / 4, h / 4, w / 2, h / 2]]),
+                                           labels=torch.tensor([0]), masks=BitmapMasks(mask, h, w))
         head = cfg.model.get('panoptic_head', {})
         if head.get('num_stuff_classes'):  # everything outside the object: the first stuff class
             sample.gt_sem_seg = PixelData(sem_seg=torch.from_numpy(

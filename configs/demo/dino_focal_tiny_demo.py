@@ -1,8 +1,7 @@
-# DINO 4-scale + Focal-T (configs/dino/focal_tiny_4scale_12e.py) on the embedded demo data: data, image size,
-# query count and schedule differ. DINO ranks its encoder tokens for its queries, and a 128x128 image has 340
-# tokens over the 4 levels (16x16 + 8x8 + 4x4 + 2x2), fewer than COCO's 900 queries: the demo uses 100 (and 50
-# denoising queries). Trains from scratch (no ImageNet checkpoint needed).
-# Data: python tools/misc/make_demo_data.py  (data/demo/coco)
+# DINO 4-scale + Focal-T (configs/dino/focal_tiny_4scale_12e.py) on the embedded demo data: data, image size, query
+# count and schedule differ. DINO ranks its encoder tokens for its queries, and a 128x128 image has 340 tokens over the
+# 4 levels (16x16 + 8x8 + 4x4 + 2x2), fewer than COCO's 900 queries: the demo uses 100 (and 50 denoising queries).
+# Trains from scratch (no ImageNet checkpoint needed). Data: python tools/misc/make_demo_data.py  (data/demo/coco)
 _base_ = '../dino/focal_tiny_4scale_12e.py'
 
 model = dict(

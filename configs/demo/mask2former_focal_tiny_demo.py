@@ -1,6 +1,6 @@
-# Mask2Former + Focal-T, instance segmentation (configs/mask2former/focal_tiny_lsj_50e_coco.py) on the embedded
-# demo data: data, image size (128x128 instead of the 1024x1024 jitter crops), class count and schedule differ.
-# Trains from scratch (no ImageNet checkpoint needed). Data: python tools/misc/make_demo_data.py  (data/demo/coco)
+# Mask2Former + Focal-T, instance segmentation (configs/mask2former/focal_tiny_lsj_50e_coco.py) on the embedded demo
+# data: data, image size (128x128 instead of the 1024x1024 jitter crops), class count and schedule differ. Trains from
+# scratch (no ImageNet checkpoint needed). Data: python tools/misc/make_demo_data.py  (data/demo/coco)
 _base_ = '../mask2former/focal_tiny_lsj_50e_coco.py'
 
 model = dict(

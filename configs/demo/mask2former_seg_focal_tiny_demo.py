@@ -1,6 +1,6 @@
-# Mask2Former + Focal-T, semantic segmentation (configs/mask2former/focal_tiny_160k_ade20k.py) on the embedded
-# demo data: data, image size, class count and schedule differ (ADE20K's 150 class names are swapped for the
-# demo's 4 through BaseSegDataset). Trains from scratch. Data: python tools/misc/make_demo_data.py (data/demo/ade)
+# Mask2Former + Focal-T, semantic segmentation (configs/mask2former/focal_tiny_160k_ade20k.py) on the embedded demo
+# data: data, image size, class count and schedule differ (ADE20K's 150 class names are swapped for the demo's 4 through
+# BaseSegDataset). Trains from scratch. Data: python tools/misc/make_demo_data.py (data/demo/ade)
 _base_ = '../mask2former/focal_tiny_160k_ade20k.py'
 
 data_root = 'data/demo/ade'

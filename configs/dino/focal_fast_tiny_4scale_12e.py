@@ -1,5 +1,5 @@
-# DINO 4-scale + Focal-fast-T (v2), 12 epochs, COCO: configs/dino/focal_tiny_4scale_12e.py with the v2 backbone
-# and its released checkpoint (conv embedding, 128 nearest keys per level). Beyond the paper: not trained here.
+# DINO 4-scale + Focal-fast-T (v2), 12 epochs, COCO: configs/dino/focal_tiny_4scale_12e.py with the v2 backbone and its
+# released checkpoint (conv embedding, 128 nearest keys per level). Beyond the paper: not trained here.
 _base_ = './focal_tiny_4scale_12e.py'
 model = dict(
     backbone=dict(

@@ -1,6 +1,5 @@
-# DINO 5-scale + Focal-T, 12 epochs, COCO: mmdet's 5-scale recipe (dino-5scale_swin-l_8xb2-12e_coco.py) with
-# Focal-T in place of Swin-L: strides 4-32 (all four stages) plus the neck's stride-64 level. Beyond the paper:
-# not trained here.
+# DINO 5-scale + Focal-T, 12 epochs, COCO: mmdet's 5-scale recipe (dino-5scale_swin-l_8xb2-12e_coco.py) with Focal-T in
+# place of Swin-L: strides 4-32 (all four stages) plus the neck's stride-64 level. Beyond the paper: not trained here.
 _base_ = 'mmdet::dino/dino-5scale_swin-l_8xb2-12e_coco.py'
 custom_imports = dict(imports=['mmfocal'], allow_failed_imports=False)
 model = dict(

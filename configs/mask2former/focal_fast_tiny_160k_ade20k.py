@@ -1,6 +1,5 @@
-# Mask2Former + Focal-fast-T (v2), ADE20K 160k: configs/mask2former/focal_tiny_160k_ade20k.py
-# with the v2 backbone and its released checkpoint (conv embedding, 128 nearest keys per level). Beyond the paper:
-# not trained here.
+# Mask2Former + Focal-fast-T (v2), ADE20K 160k: configs/mask2former/focal_tiny_160k_ade20k.py with the v2 backbone and
+# its released checkpoint (conv embedding, 128 nearest keys per level). Beyond the paper: not trained here.
 _base_ = './focal_tiny_160k_ade20k.py'
 model = dict(
     backbone=dict(

@@ -1,6 +1,6 @@
-# Mask2Former + Focal-fast-T (v2), COCO instance segmentation, LSJ 50 epochs: configs/mask2former/focal_tiny_lsj_50e_coco.py
-# with the v2 backbone and its released checkpoint (conv embedding, 128 nearest keys per level). Beyond the paper:
-# not trained here.
+# Mask2Former + Focal-fast-T (v2), COCO instance segmentation, LSJ 50 epochs:
+# configs/mask2former/focal_tiny_lsj_50e_coco.py with the v2 backbone and its released checkpoint (conv embedding, 128
+# nearest keys per level). Beyond the paper: not trained here.
 _base_ = './focal_tiny_lsj_50e_coco.py'
 model = dict(
     backbone=dict(

@@ -1,7 +1,7 @@
-# Mask2Former + Focal-T, ADE20K semantic segmentation, 512x512 crops, 160k iterations, batch 16: mmseg's Swin-T
-# recipe (mask2former_swin-t_8xb2-160k_ade20k-512x512.py: AdamW 1e-4, weight decay 0.05, backbone lr x0.1) with
-# Focal-T in place of Swin-T. Beyond the paper (its ADE20K results are UPerNet's): not trained here.
-# Backbone: as configs/upernet/focal_tiny_160k_ade20k.py (conv-embedding checkpoint, detection focal windows).
+# Mask2Former + Focal-T, ADE20K semantic segmentation, 512x512 crops, 160k iterations, batch 16: mmseg's Swin-T recipe
+# (mask2former_swin-t_8xb2-160k_ade20k-512x512.py: AdamW 1e-4, weight decay 0.05, backbone lr x0.1) with Focal-T in
+# place of Swin-T. Beyond the paper (its ADE20K results are UPerNet's): not trained here. Backbone: as
+# configs/upernet/focal_tiny_160k_ade20k.py (conv-embedding checkpoint, detection focal windows).
 _base_ = 'mmseg::mask2former/mask2former_r50_8xb2-160k_ade20k-512x512.py'
 custom_imports = dict(imports=['mmfocal'], allow_failed_imports=False)
 model = dict(

@@ -1,7 +1,7 @@
-# Mask2Former + Focal-T, COCO panoptic segmentation, large-scale jitter 1024x1024, 50 epochs (368,750 iterations at batch
-# 16): mmdet's Swin-T recipe (mask2former_swin-t-p4-w7-224_8xb2-lsj-50e_coco-panoptic.py: AdamW 1e-4, weight decay 0.05, backbone lr x0.1, gradient clip
-# 0.01) with Focal-T in place of Swin-T. Beyond the paper (it has no Mask2Former results): not trained here;
-# metafile.yml gives params and FLOPs counted here and mmdet's Swin-T reference.
+# Mask2Former + Focal-T, COCO panoptic segmentation, large-scale jitter 1024x1024, 50 epochs (368,750 iterations at
+# batch 16): mmdet's Swin-T recipe (mask2former_swin-t-p4-w7-224_8xb2-lsj-50e_coco-panoptic.py: AdamW 1e-4, weight decay
+# 0.05, backbone lr x0.1, gradient clip 0.01) with Focal-T in place of Swin-T. Beyond the paper (it has no Mask2Former
+# results): not trained here; metafile.yml gives params and FLOPs counted here and mmdet's Swin-T reference.
 _base_ = 'mmdet::mask2former/mask2former_r50_8xb2-lsj-50e_coco-panoptic.py'
 custom_imports = dict(imports=['mmfocal'], allow_failed_imports=False)
 # the paper's detection focal windows and expand sizes (configs/mask_rcnn/focal_tiny_1x.py); drop path as Swin-T's
