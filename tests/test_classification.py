@@ -90,7 +90,7 @@ def test_official_file_gives_the_official_logits_in_image_classifier(tmp_path) -
 
 @pytest.mark.slow
 def test_tools_test_prints_top1_and_top5_of_an_official_file_on_the_demo_set(tmp_path) -> None:
-    tool('tools/misc/make_demo_data.py', '--out', 'data/demo')
+    tool('tools/misc/make_demo_data.py', '--out', 'data/demo', '--if-changed')
     import timm
 
     import mmfocal  # noqa: F401
@@ -112,7 +112,7 @@ def test_tools_test_prints_top1_and_top5_of_an_official_file_on_the_demo_set(tmp
 @pytest.mark.slow
 def test_fine_tuning_demo_learns_the_shapes(tmp_path) -> None:
     """The fine-tuning config, 3 classes, from scratch on the embedded set: loss falls, top-1 well above chance."""
-    tool('tools/misc/make_demo_data.py', '--out', 'data/demo')
+    tool('tools/misc/make_demo_data.py', '--out', 'data/demo', '--if-changed')
     work = str(tmp_path / 'cls')
     tool('tools/train.py', DEMO, '--work-dir', work)
     import json

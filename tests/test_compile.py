@@ -126,8 +126,8 @@ def _losses(work: str) -> list:
 @pytest.mark.slow
 def test_classification_demo_trains_compiled_through_tools_train(tmp_path) -> None:
     """mmengine's ``compile`` option compiles the train step: the compiled run's losses are the eager run's."""
-    subprocess.run([sys.executable, 'tools/misc/make_demo_data.py', '--out', 'data/demo'], cwd=REPO, check=True,
-                   capture_output=True)
+    subprocess.run([sys.executable, 'tools/misc/make_demo_data.py', '--out', 'data/demo', '--if-changed'], cwd=REPO,
+                   check=True, capture_output=True)
     losses = {}
     for name, extra in (('eager', []), ('compiled', ['compile.backend=' + BACKEND])):
         work = str(tmp_path / name)

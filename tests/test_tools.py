@@ -28,7 +28,7 @@ def tool(*args: str, check: bool = True, env: dict = None) -> subprocess.Complet
 
 @pytest.fixture(scope='module', autouse=True)
 def demo_data() -> None:
-    tool('tools/misc/make_demo_data.py', '--out', 'data/demo')
+    tool('tools/misc/make_demo_data.py', '--out', 'data/demo', '--if-changed')
 
 
 def scalars(work_dir: str) -> list:

@@ -78,12 +78,8 @@ def three_digits(value: float) -> str:
 def data_is_current() -> bool:
     """Whether ``data/demo`` was generated with the current generator defaults."""
     sys.path.insert(0, osp.join(REPO, 'tools', 'misc'))
-    from make_demo_data import manifest
-    path = osp.join(REPO, DATA, 'manifest.json')
-    if not osp.isfile(path):
-        return False
-    with open(path) as f:
-        return json.load(f) == manifest()
+    from make_demo_data import is_current
+    return is_current(osp.join(REPO, DATA))
 
 
 def main() -> None:

@@ -157,9 +157,22 @@ def manifest(n_train: int = DEFAULTS['n_train'], n_val: int = DEFAULTS['n_val'],
     return dict(version=GENERATOR_VERSION, train=n_train, val=n_val, size=size)
 
 
+def is_current(out: str, n_train: int = DEFAULTS['n_train'], n_val: int = DEFAULTS['n_val'],
+               size: int = DEFAULTS['size']) -> bool:
+    """Whether ``out`` holds complete demo data made with these arguments by this generator version."""
+    path = os.path.join(out, 'manifest.json')  # written last, so present only after a complete run
+    if not os.path.isfile(path):
+        return False
+    with open(path) as f:
+        return json.load(f) == manifest(n_train, n_val, size)
+
+
 def make_demo_data(out: str = 'data/demo', n_train: int = DEFAULTS['n_train'], n_val: int = DEFAULTS['n_val'],
                    size: int = DEFAULTS['size']) -> None:
     """Create the demo datasets under ``out``, replacing earlier ones, and their ``manifest.json``."""
+    manifest_path = os.path.join(out, 'manifest.json')
+    if os.path.isfile(manifest_path):  # removed first: an interrupted run leaves no manifest of complete data
+        os.remove(manifest_path)
     for sub in ('coco', 'ade', 'cls'):  # only the generator's own folders: no stale images of an older version
         shutil.rmtree(os.path.join(out, sub), ignore_errors=True)
     for split, n, seed in (('train', n_train, 0), ('val', n_val, 1)):
@@ -179,7 +192,13 @@ def main() -> None:
     parser.add_argument('--train', type=int, default=DEFAULTS['n_train'])
     parser.add_argument('--val', type=int, default=DEFAULTS['n_val'])
     parser.add_argument('--size', type=int, default=DEFAULTS['size'])
+    parser.add_argument('--if-changed', action='store_true',
+                        help='leave data whose manifest.json matches these arguments as it is (runs that read it '
+                             'meanwhile, e.g. a second test suite, never see it half written)')
     args = parser.parse_args()
+    if args.if_changed and is_current(args.out, args.train, args.val, args.size):
+        print(f'demo data in {args.out} is up to date')
+        return
     make_demo_data(args.out, args.train, args.val, args.size)
 
 

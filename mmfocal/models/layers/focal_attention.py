@@ -150,20 +150,23 @@ class FocalAttention(_WindowAttention):
                 merged with ``logaddexp`` of their biases (:func:`ring_duplicates`).
         """
         s2 = self.window_size ** 2
-        parts = [self.relative_position_bias_table[self.relative_position_index.flatten()].view(s2, s2, -1)
-                 .permute(2, 0, 1)]
+        # index_select, not advanced indexing: the backward of table[index] is an index_put_ that PyTorch runs
+        # with parallel atomic adds on CPU, so repeated indices summed in a varying order made two seeded runs
+        # differ (1e-9, then whole detections after training); index_select's backward (index_add_) is ordered
+        parts = [self.relative_position_bias_table.index_select(0, self.relative_position_index.flatten())
+                 .view(s2, s2, -1).permute(2, 0, 1)]
         if self.expand_size > 0:
             ring = self.relative_position_bias_table_to_neighbors[0]
             if merge_ring:
-                first = ring[..., self.ring_first]
+                first = ring.index_select(-1, self.ring_first)
                 # -inf where nothing merges: logaddexp(b, -inf) == b exactly, with gradient 1 and 0
                 repeats = torch.full_like(first, float('-inf')).index_copy(-1, self.ring_slots,
-                                                                          ring[..., self.ring_repeats])
+                                                                          ring.index_select(-1, self.ring_repeats))
                 ring = torch.logaddexp(first, repeats)
             parts.append(ring)
         if self.focal_level > 1:
             table = self.relative_position_bias_table_to_windows[0]
-            parts.append(table[:, self.relative_position_index_0.flatten()].view(self.num_heads, s2, -1))
+            parts.append(table.index_select(1, self.relative_position_index_0.flatten()).view(self.num_heads, s2, -1))
         return torch.cat(parts, dim=-1)
 
     def forward(self, x: torch.Tensor, pooled: Optional[torch.Tensor] = None,
