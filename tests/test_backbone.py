@@ -376,6 +376,18 @@ def test_attention_dropout_trains_and_is_off_in_eval() -> None:
 def test_bf16_autocast_training_step_on_cpu_is_close_to_fp32() -> None:
     # bf16 autocast through the training core: the gradients of every parameter against the fp32 step. Measured
     # relative L2 error of all gradients together 3.3-3.9% (three seeds, 2026-12-01); a wrong backward is ~100%.
+    # With one thread PyTorch's own bf16 CPU kernels land much further from fp32: 29% for the reference
+    # formulation (standard operators only) as for ours, on torch 2.1 and 2.14 (2026-12-02); two threads as measured.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        grads = _bf16_and_fp32_gradients()
+    finally:
+        torch.set_num_threads(threads)
+    assert (grads[1] - grads[0]).norm() <= 8e-2 * grads[0].norm()
+
+
+def _bf16_and_fp32_gradients() -> list:
     model = small_model().train()
     x = torch.rand(2, 3, 64, 96)
     grads = []
@@ -386,7 +398,7 @@ def test_bf16_autocast_training_step_on_cpu_is_close_to_fp32() -> None:
         sum(f.float().square().mean() for f in feats).backward()
         assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
         grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
-    assert (grads[1] - grads[0]).norm() <= 8e-2 * grads[0].norm()
+    return grads
 
 
 def test_attention_scratch_is_released_after_the_forward() -> None:

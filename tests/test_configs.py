@@ -1,5 +1,6 @@
 """Every shipped config parses, builds on CPU and predicts; parameter counts match the paper."""
 
+import copy
 import glob
 import os.path as osp
 import warnings
@@ -134,6 +135,45 @@ def test_readme_model_zoo_table_is_generated_from_the_index() -> None:
     assert readme[start:readme.index(README_END)].strip() == readme_table(INDEX), \
         'README model-zoo table drifted from model-index.yml: regenerate with ' \
         '`python tools/analysis/model_table.py --readme`'
+
+
+# every other shipped config that trains a Focal or Swin backbone: the demos, the Swin RepPointsV2 reference and
+# the ImageNet fine-tuning config (the ImageNet evaluation configs have no optimizer; the R-50 RepPointsV2
+# references keep mmdet's SGD recipe)
+OTHER_TRAINED = sorted(osp.relpath(p, REPO) for p in glob.glob(osp.join(REPO, 'configs', 'demo', '*.py'))) + [
+    'configs/reppoints_v2/swin_tiny_3x.py', 'configs/imagenet/focal_tiny_finetune_custom.py']
+
+
+@pytest.mark.parametrize('config', OTHER_TRAINED)
+def test_optimizer_keys_of_demo_and_reference_configs(config: str) -> None:
+    cfg = Config.fromfile(osp.join(REPO, config))
+    cfg.model.backbone.init_cfg = None
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        model = build_model(cfg)
+    assert_backbone_paramwise(cfg, model)
+
+
+def test_the_optimizer_key_check_finds_what_it_is_for() -> None:
+    cfg = Config.fromfile(osp.join(REPO, 'configs/demo/mask2former_seg_focal_tiny_demo.py'))
+    cfg.model.backbone.init_cfg = None
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        model = build_model(cfg)
+    keys = cfg.optim_wrapper.paramwise_cfg.custom_keys
+    for change, message in ((dict(absolute_pos_embed=dict(decay_mult=0.)), 'match no parameter'),
+                            (dict(_delete_=True, backbone=dict(lr_mult=0.1)), 'gets weight decay'),
+                            ({'blocks.0.norm1.weight': dict(decay_mult=0.)}, 'lr'),
+                            ({'query_feat': dict(lr_mult=0.1, decay_mult=0.), 'decode_head.pixel_decoder.input_convs':
+                              dict(lr_mult=0.1)}, None)):
+        broken = copy.deepcopy(cfg)
+        broken.merge_from_dict(dict(optim_wrapper=dict(paramwise_cfg=dict(custom_keys=change))))
+        if message is None:  # keys that touch heads only: the backbone check has nothing to say
+            assert_backbone_paramwise(broken, model)
+            continue
+        with pytest.raises(AssertionError, match=message):
+            assert_backbone_paramwise(broken, model)
+    assert cfg.optim_wrapper.paramwise_cfg.custom_keys == keys
 
 
 # the beyond-the-paper configs whose loss no demo trains (tests/test_tools.py trains the DINO 4-scale and
