@@ -15,7 +15,6 @@ and stack prints the same numbers. About 8 minutes on 2 cores. Outputs under ``w
 
 import argparse
 import glob
-import json
 import os
 import os.path as osp
 import subprocess
