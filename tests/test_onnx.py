@@ -13,7 +13,7 @@ from mmfocal.models import FocalTransformer, FocalTransformerV2
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, osp.join(REPO, 'tools', 'deployment'))
-from export_onnx import export  # noqa: E402
+from export_onnx import check_dynamic, export  # noqa: E402
 
 
 @pytest.fixture(scope='module')
@@ -58,13 +58,71 @@ def test_focal_fast_onnxruntime_equals_pytorch(tmp_path) -> None:
         assert np.abs(g - r.numpy()).max() <= 1e-4
 
 
-def test_export_is_for_one_input_size(exported) -> None:
-    # Window padding and the gather pattern are fixed when traced: the graph declares its size and refuses others.
+def test_fixed_size_export_is_for_one_input_size(exported) -> None:
+    # Without dynamic axes the graph declares its size and onnxruntime refuses others.
     _, path = exported
     session = onnxruntime.InferenceSession(path, providers=['CPUExecutionProvider'])
     assert session.get_inputs()[0].shape == [1, 3, 160, 224]
     with pytest.raises(Exception, match='(?i)dimension|shape'):
         session.run(None, {'image': np.random.rand(1, 3, 192, 224).astype(np.float32)})
+
+
+@pytest.fixture(scope='module')
+def exported_dynamic(tmp_path_factory):
+    torch.manual_seed(1)
+    # the conv stem (Focal-fast's, and use_conv_embed configs) and the patch stem are padded differently
+    models = {}
+    for conv in (False, True):
+        model = FocalTransformer(arch='tiny', depths=(1, 1, 2, 1), focal_windows=(15, 13, 9, 7), expand_sizes=3,
+                                 use_conv_embed=conv).eval()
+        model.init_weights()
+        path = str(tmp_path_factory.mktemp('onnx') / f'focal_tiny_dynamic_{conv}.onnx')
+        # traced at a size that needs no padding anywhere: every pad must still be in the graph
+        export(model, (224, 224), path, opset=17, output_names=[f'feat{i}' for i in range(4)], dynamic=True)
+        models[conv] = model, path
+    return models
+
+
+@pytest.mark.parametrize('conv', [False, True], ids=['patch_stem', 'conv_stem'])
+def test_one_dynamic_graph_equals_pytorch_at_every_size(exported_dynamic, conv) -> None:
+    model, path = exported_dynamic[conv]
+    session = onnxruntime.InferenceSession(path, providers=['CPUExecutionProvider'])
+    assert session.get_inputs()[0].shape == [1, 3, 'height', 'width']
+    # the traced size, a larger one, odd sizes that are multiples of neither the stride nor any window
+    for shape in ((224, 224), (256, 352), (197, 263), (321, 199)):
+        x = torch.rand(1, 3, *shape)
+        with torch.no_grad():
+            ref = model(x)
+        got = session.run(None, {'image': x.numpy()})
+        assert [g.shape for g in got] == [tuple(r.shape) for r in ref], shape
+        for g, r in zip(got, ref):
+            assert np.abs(g - r.numpy()).max() <= 1e-4, shape
+
+
+def test_focal_fast_refuses_a_dynamic_export_and_says_why(tmp_path) -> None:
+    model = FocalTransformerV2(arch='tiny', depths=(1, 1, 1, 1)).eval()
+    with pytest.raises(ValueError, match='torch.topk.*drop --dynamic'):
+        export(model, (224, 224), str(tmp_path / 'x.onnx'), opset=17, output_names=['a', 'b', 'c', 'd'],
+               dynamic=True)
+    assert not (tmp_path / 'x.onnx').exists()
+    check_dynamic(FocalTransformer(arch='tiny', depths=(1, 1, 1, 1)))  # v1 may
+
+
+def test_the_reason_focal_fast_refuses_holds() -> None:
+    # ONNX TopK keeps the lowest indices among equal values; the keys torch.topk picks (official) are others for
+    # some windows of a detection-sized map, so an in-graph nearest-key search would attend different tokens
+    from mmfocal.models.layers.focal_geometry import nearest_keys
+    h, w, s = 56, 80, 7
+    keys = nearest_keys((h // s, -(-w // s)), (h, w), s, 128)
+    centre = torch.stack(torch.meshgrid(torch.arange(h // s) * s + s // 2, torch.arange(-(-w // s)) * s + s // 2,
+                                        indexing='ij')).flatten(1)
+    token = torch.stack(torch.meshgrid(torch.arange(h), torch.arange(w), indexing='ij')).flatten(1)
+    dist = (centre[:, :, None] - token[:, None, :]).float().pow(2).sum(0).sqrt()
+    lowest_first = torch.sort(dist, dim=1, stable=True)[1][:, :128]
+    same = (keys.sort(1)[0] == lowest_first.sort(1)[0]).all(1)
+    assert not same.all()
+    # the two agree on every distance (only tie choices differ)
+    assert torch.equal(dist.gather(1, keys).sort(1)[0], dist.gather(1, lowest_first).sort(1)[0])
 
 
 @pytest.mark.slow  # 3 minutes on torch 2.1's exporter; the default stack runs it, the fixture above covers 2.1

@@ -12,6 +12,7 @@ from mmcv.cnn.bricks.drop import DropPath
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
 
+from ...ops import exporting
 from .focal_attention import FocalAttention, FocalV2Attention
 
 __all__ = ['FocalMlp', 'FocalBlock', 'FocalV2Block', 'FocalPatchEmbed', 'FocalStage', 'build_pool_layers',
@@ -143,11 +144,14 @@ class _FocalBlockBase(BaseModule):
         shortcut = x
         x = self.norm1(x).view(b, h, w, c)
         pad_b, pad_r = (s - h % s) % s, (s - w % s) % s
-        if pad_b or pad_r:
+        # an exported graph pads and crops at every size: the tracer records the pad amounts as functions of
+        # the input size, but a branch skipped at the traced size would be missing at the others
+        padded = bool(pad_b or pad_r) or exporting()
+        if padded:
             x = F.pad(x, (0, 0, 0, pad_r, 0, pad_b))  # zeros after the norm, unmasked (official)
         pooled = pool_windows(x, s, self.pool_method, self.pool_layers) if self.focal_level > 1 else None
         x = self.attn(x, pooled, hw=(h, w))
-        if pad_b or pad_r:
+        if padded:
             x = x[:, :h, :w, :]
         x = shortcut + self.drop_path(x.reshape(b, n, c))
         return x + self.drop_path(self.mlp(self.norm2(x)))
@@ -249,7 +253,7 @@ class FocalPatchEmbed(BaseModule):
         if self.pad_input:
             p = self.patch_size
             pad_b, pad_r = (p - x.shape[2] % p) % p, (p - x.shape[3] % p) % p
-            if pad_b or pad_r:
+            if pad_b or pad_r or exporting():  # see _FocalBlockBase.forward
                 x = F.pad(x, (0, pad_r, 0, pad_b))
         x = self.proj(x)
         hw = (x.shape[2], x.shape[3])
