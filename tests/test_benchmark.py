@@ -2,6 +2,7 @@
 
 import json
 import os.path as osp
+import statistics
 import subprocess
 import sys
 
@@ -13,7 +14,7 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 @pytest.mark.slow
 def test_quick_benchmark_writes_consistent_json_and_plot(tmp_path) -> None:
     result = subprocess.run(
-        [sys.executable, 'tools/analysis/benchmark.py', '--quick', '--repeat', '1', '--threads', '2',
+        [sys.executable, 'tools/analysis/benchmark.py', '--quick', '--repeat', '2', '--threads', '2', '--profile',
          '--out', str(tmp_path)], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
     data = json.load(open(tmp_path / 'benchmark.json'))
@@ -23,10 +24,17 @@ def test_quick_benchmark_writes_consistent_json_and_plot(tmp_path) -> None:
     for name in ('focal_fast', 'focal_reference', 'focal_v2_fast', 'focal_v2_reference', 'swin_t'):
         assert run[name]['forward'] > 0 and run[name]['forward_backward'] > run[name]['forward'] * 0.5
         assert run[name]['peak_mem_mb'] > 1
-    ratio = run['ratios']['focal_fast/swin_t']
-    assert ratio['forward'] == pytest.approx(run['focal_fast']['forward'] / run['swin_t']['forward'])
-    v1_v2 = run['ratios']['focal_fast/focal_v2_fast']
-    assert v1_v2['forward'] == pytest.approx(run['focal_fast']['forward'] / run['focal_v2_fast']['forward'])
+        rounds = run[name]['rounds']['forward_backward']
+        assert len(rounds) == 2 and run[name]['forward_backward'] == pytest.approx(statistics.median(rounds))
+        ops = run[name]['top_ops']  # --profile: the operators a forward+backward spends its time in
+        assert len(ops) == 6 and all(op['ms'] > 0 and op['calls'] >= 1 for op in ops)
+        assert ops == sorted(ops, key=lambda op: -op['ms']) and 0 < sum(op['share'] for op in ops) <= 1.001
+    # a ratio is the median of the per-round ratios (each round times the models back to back)
+    for pair, (slow, fast) in (('focal_fast/swin_t', ('focal_fast', 'swin_t')),
+                               ('focal_v2_fast/focal_fast', ('focal_v2_fast', 'focal_fast'))):
+        for mode in ('forward', 'forward_backward'):
+            a, b = run[slow]['rounds'][mode], run[fast]['rounds'][mode]
+            assert run['ratios'][pair][mode] == pytest.approx(statistics.median(x / y for x, y in zip(a, b)))
     # Exact tensor accounting: the fast path keeps less for backward than the roll/unfold reference.
     assert run['focal_fast']['peak_mem_mb'] < run['focal_reference']['peak_mem_mb']
     assert (tmp_path / 'benchmark.png').stat().st_size > 10_000

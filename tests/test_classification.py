@@ -110,6 +110,7 @@ def test_tools_test_prints_top1_and_top5_of_an_official_file_on_the_demo_set(tmp
 
 
 @pytest.mark.slow
+@pytest.mark.stack_e2e
 def test_fine_tuning_demo_learns_the_shapes(tmp_path) -> None:
     """The fine-tuning config, 3 classes, from scratch on the embedded set: loss falls, top-1 well above chance."""
     tool('tools/misc/make_demo_data.py', '--out', 'data/demo', '--if-changed')

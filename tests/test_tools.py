@@ -155,6 +155,7 @@ def _stock_test_without_imagenet_weights(tmp_path, scope: str, config: str, ckpt
 
 
 @pytest.mark.slow
+@pytest.mark.stack_e2e
 def test_reppoints_v2_demo_learns_and_tests_with_coco_metrics(tmp_path) -> None:
     """The Swin/Focal recipe (BiFPN, QFL, V2 assigners) on the demo data: one epoch of 40 steps."""
     work = str(tmp_path / 'rpv2')
@@ -199,6 +200,7 @@ def test_beyond_paper_demo_trains_and_validates(tmp_path, config: str) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.stack_e2e
 def test_upernet_demo_trains_and_tests_with_miou(tmp_path) -> None:
     work = str(tmp_path / 'uper')
     tool('tools/train.py', UPER, '--work-dir', work, '--cfg-options', 'train_cfg.max_iters=24',

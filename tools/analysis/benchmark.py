@@ -6,14 +6,15 @@ Usage:
         [--official-v2 PATH/classification/focal_transformer_v2.py] [--threads N]
         [--out work_dirs/benchmark] [--repeat 4] [--quick]
 
-Measured per (model, input): backbone forward (eval, no grad) and forward+backward (train mode) wall time,
-the best of ``--repeat`` runs after one warm-up, all models of one input timed in one process in turn
-(shared machines are noisy: alternating spreads a slow spell over all models, the minimum is the most
-stable), and peak memory of a forward+backward: on CUDA ``torch.cuda.max_memory_allocated``; on CPU the
-peak of live tensor bytes from the profiler's allocation events (and, for reference, the growth of the
-process's peak RSS), each measurement in a fresh process. Inputs: 224x224 batch 8, 512x512 batch 2,
-800x1333 batch 1. The official code only runs at its build size (224). All v1 models share the same random
-weights, and so do all v2 models; the script checks that their outputs agree before timing. Writes
+Measured per (model, input): backbone forward (eval, no grad) and forward+backward (train mode) wall time over
+``--repeat`` rounds after one warm-up; each round times every model of the input once, back to back, in one
+process. Seconds are the median over rounds; a ratio between two models is the median of their per-round ratios
+(a shared machine's slow spell hits both members of a round). Peak memory of a forward+backward: on CUDA
+``torch.cuda.max_memory_allocated``; on CPU the peak of live tensor bytes from the profiler's allocation events
+(and, for reference, the growth of the process's peak RSS), each measurement in a fresh process. ``--profile``
+adds each model's top operators (self CPU time of one forward+backward). Inputs: 224x224 batch 8, 512x512
+batch 2, 800x1333 batch 1. The official code only runs at its build size (224). All v1 models share the same
+random weights, and so do all v2 models; the script checks that their outputs agree before timing. Writes
 ``benchmark.json`` and ``benchmark.png``.
 """
 
@@ -22,6 +23,7 @@ import json
 import os
 import os.path as osp
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -95,11 +97,12 @@ def build(name: str, official: str = None, hw=(224, 224), official_v2: str = Non
 
 
 def measure(names: List[str], batch: int, h: int, w: int, repeat: int, official: str,
-            threads: int, official_v2: str = None) -> Dict[str, Dict[str, float]]:
+            threads: int, official_v2: str = None, profile: bool = False) -> Dict[str, Dict[str, float]]:
     """Time forward and forward+backward of several models in this process, alternating between them.
 
-    Each repetition times every model once, so a slow spell of a shared machine hits all of them
-    rather than whichever ran then; the best of ``repeat`` is kept. On CUDA also the peak memory.
+    Each round times every model once, so a slow spell of a shared machine hits all of them rather than
+    whichever ran then: per model the median seconds and every round's (``rounds``), from which ratios are
+    per-round. On CUDA also the peak memory; with ``profile`` the top operators of a forward+backward.
     """
     import torch
     torch.set_num_threads(threads)
@@ -134,7 +137,8 @@ def measure(names: List[str], batch: int, h: int, w: int, repeat: int, official:
                 step(model, train)
                 times[name].append(time.perf_counter() - start)
         for name in names:
-            results[name][mode] = min(times[name])
+            results[name][mode] = statistics.median(times[name])
+            results[name].setdefault('rounds', {})[mode] = times[name]
     for name, model in models.items():
         if device == 'cuda':
             torch.cuda.empty_cache()
@@ -144,7 +148,27 @@ def measure(names: List[str], batch: int, h: int, w: int, repeat: int, official:
             results[name]['peak_mem_mb'] = (torch.cuda.max_memory_allocated() - base) / 2 ** 20
         else:
             results[name]['peak_mem_mb'] = None  # filled by the memory run in a fresh process
+        if profile:
+            results[name]['top_ops'] = top_ops(lambda: step(model, True))
     return results
+
+
+def top_ops(fn, n: int = 6) -> List[dict]:
+    """The ``n`` operators with the most self CPU time in one call of ``fn``, with their share of the total."""
+    import torch
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        fn()
+    ops = [e for e in prof.key_averages() if not e.key.startswith(('autograd::', 'Optimizer'))]
+    total = sum(e.self_cpu_time_total for e in ops) or 1
+    ops.sort(key=lambda e: -e.self_cpu_time_total)
+    return [dict(op=e.key, ms=round(e.self_cpu_time_total / 1e3, 1), share=round(e.self_cpu_time_total / total, 3),
+                 calls=e.count) for e in ops[:n]]
+
+
+def pair_ratio(runs: dict, slow: str, fast: str, mode: str) -> float:
+    """Median over rounds of ``slow``'s time / ``fast``'s time in the same round."""
+    a, b = runs[slow]['rounds'][mode], runs[fast]['rounds'][mode]
+    return statistics.median(x / y for x, y in zip(a, b))
 
 
 def peak_memory_step(name: str, batch: int, h: int, w: int, official: str, threads: int,
@@ -244,6 +268,7 @@ def main() -> None:
     parser.add_argument('--quick', action='store_true', help='160x160 batch 1 only (smoke test)')
     parser.add_argument('--models', default=','.join(MODELS),
                         help=f'comma-separated subset of {",".join(MODELS)} (default: all)')
+    parser.add_argument('--profile', action='store_true', help='top operators of each forward+backward')
     parser.add_argument('--_worker', nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     import warnings
@@ -255,7 +280,7 @@ def main() -> None:
                                               args.official_v2)))
         else:
             print(json.dumps(measure(name.split(','), int(b), int(h), int(w), args.repeat, args.official,
-                                     args.threads, args.official_v2)))
+                                     args.threads, args.official_v2, args.profile)))
         return
 
     import torch
@@ -280,6 +305,8 @@ def main() -> None:
             cmd += ['--official', args.official]
         if args.official_v2:
             cmd += ['--official-v2', args.official_v2]
+        if args.profile:
+            cmd += ['--profile']
 
         def worker(kind: str, what: str) -> dict:
             out = subprocess.run(cmd + ['--_worker', kind, what, str(b), str(h), str(w)], capture_output=True,
@@ -294,15 +321,21 @@ def main() -> None:
             results['runs'][key][name] = res
             print(f'{key:14s} {name:16s} fwd {res["forward"]:7.3f} s  fwd+bwd {res["forward_backward"]:7.3f} s  '
                   f'peak {res["peak_mem_mb"]:8.0f} MiB', flush=True)
+            for op in res.get('top_ops', []):
+                print(f'{"":31s} {op["op"]:48s} {op["ms"]:9.1f} ms  {100 * op["share"]:4.1f}%')
         runs = results['runs'][key]
-        swin = runs['swin_t']
-        ratios = {f'{m}/swin_t': {k: runs[m][k] / swin[k] for k in ('forward', 'forward_backward', 'peak_mem_mb')}
-                  for m in runs if m != 'swin_t'}
-        pairs = [('official_v1', 'focal_fast'), ('official_v2', 'focal_v2_fast'), ('focal_fast', 'focal_v2_fast')]
+
+        def ratio(slow: str, fast: str) -> dict:
+            r = {mode: pair_ratio(runs, slow, fast, mode) for mode in ('forward', 'forward_backward')}
+            r['peak_mem_mb'] = runs[slow]['peak_mem_mb'] / runs[fast]['peak_mem_mb']
+            return r
+
+        ratios = {f'{m}/swin_t': ratio(m, 'swin_t') for m in runs if m != 'swin_t'}
+        pairs = [('official_v1', 'focal_fast'), ('official_v2', 'focal_v2_fast'), ('focal_fast', 'focal_v2_fast'),
+                 ('focal_v2_fast', 'focal_fast')]
         for slow, fast in pairs:
             if slow in runs and fast in runs:
-                ratios[f'{slow}/{fast}'] = {k: runs[slow][k] / runs[fast][k]
-                                            for k in ('forward', 'forward_backward', 'peak_mem_mb')}
+                ratios[f'{slow}/{fast}'] = ratio(slow, fast)
         results['runs'][key]['ratios'] = ratios
         for name, r in ratios.items():
             print(f'{key:14s} {name:24s} fwd {r["forward"]:.2f}x  fwd+bwd {r["forward_backward"]:.2f}x  '
