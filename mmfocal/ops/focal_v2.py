@@ -111,17 +111,22 @@ class FocalV2Core(torch.autograd.Function):
             grad_bias = None
             for i in range(b):
                 kv = _gather_keys(src, i, idx, n_keys, heads)
-                k, v = kv[:, :, 0].transpose(1, 2), kv[:, :, 1].transpose(1, 2)  # (nWc, h, N, d)
-                q_c, grad_o = q[i, windows], grad_out[i, windows]
-                attn = torch.matmul(q_c, k.transpose(-1, -2), out=scratch.get('v2_attn', bias.shape, q))
-                attn.mul_(scale).add_(bias).sub_(lse[i, windows].unsqueeze(-1)).exp_()  # probabilities
-                grad_kv = scratch.get('v2_grad_kv', (kv.shape[0], n_keys, 2, heads, d), q)
+                nwc = kv.shape[0]
+                # per-head contiguous keys and values: each is read by two GEMMs, which would copy a strided one
+                k = scratch.get('v2_k', (nwc, heads, n_keys, d), q).copy_(kv[:, :, 0].transpose(1, 2))
+                v = scratch.get('v2_v', (nwc, heads, n_keys, d), q).copy_(kv[:, :, 1].transpose(1, 2))
+                q_s, grad_o = q[i, windows] * scale, grad_out[i, windows]
+                # probabilities exp(q.k * scale + bias - lse): the bias minus lse is the GEMM's accumulator
+                attn = torch.sub(bias, lse[i, windows].unsqueeze(-1), out=scratch.get('v2_attn', bias.shape, q))
+                attn.view(-1, s2, n_keys).baddbmm_(q_s.view(-1, s2, d), k.view(-1, n_keys, d).transpose(1, 2))
+                attn.exp_()
+                grad_kv = scratch.get('v2_grad_kv', (nwc, n_keys, 2, heads, d), q)
                 grad_kv[:, :, 1] = torch.matmul(attn.transpose(-1, -2), grad_o).transpose(1, 2)
                 grad_attn = torch.matmul(grad_o, v.transpose(-1, -2))
                 grad_attn.sub_(delta[i, windows]).mul_(attn)  # dS, the gradient of the biased logits
                 grad_bias = grad_attn if grad_bias is None else grad_bias.add_(grad_attn)
                 grad_q[i, windows] = torch.matmul(grad_attn, k).mul_(scale)
-                grad_kv[:, :, 0] = torch.matmul(grad_attn.transpose(-1, -2), q_c).mul_(scale).transpose(1, 2)
+                grad_kv[:, :, 0] = torch.matmul(grad_attn.transpose(-1, -2), q_s).transpose(1, 2)
                 grad_src[i].index_add_(0, idx, grad_kv.view(idx.numel(), -1))
             grad_bias = grad_bias.transpose(0, 1).reshape(heads, -1)
             grad_table.scatter_add_(1, code.long().expand_as(grad_bias), grad_bias)
