@@ -137,3 +137,19 @@ def test_tool_exports_a_segmentor_and_explains_the_pooling_size_limit(tmp_path) 
                          capture_output=True, text=True)
     assert bad.returncode == 1 and 'Traceback' not in bad.stderr
     assert 'choose --shape as multiples of 192' in bad.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.slow
+def test_tool_exports_one_dynamic_graph_and_checks_it_at_three_sizes(tmp_path) -> None:
+    cmd = [sys.executable, 'tools/deployment/export_onnx.py', '--dynamic', '--shape', '128', '160']
+    out = subprocess.run(cmd + ['configs/demo/mask_rcnn_focal_tiny_demo.py', '--out', str(tmp_path / 'd.onnx')],
+                         cwd=REPO, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    checked = [line for line in out.stdout.splitlines() if 'max |diff|' in line]
+    assert [line.split(' at ')[1].split(':')[0] for line in checked] == ['128x160', '192x192', '113x181']
+    assert all(float(line.split('max |diff|')[1]) <= 1e-4 for line in checked)
+    # Focal-fast: one clear line, no traceback, and no file
+    fast = subprocess.run(cmd + ['configs/mask_rcnn/focal_fast_tiny_1x.py', '--out', str(tmp_path / 'f.onnx')],
+                          cwd=REPO, capture_output=True, text=True)
+    assert fast.returncode == 1 and 'Traceback' not in fast.stderr and not (tmp_path / 'f.onnx').exists()
+    assert 'drop --dynamic' in fast.stderr.strip().splitlines()[-1]

@@ -1,7 +1,8 @@
 """All attention machinery of mmfocal: both families' kernels and autograd functions, the dispatcher that picks
 one per call, the piece policy and reused buffers of the CPU loops, the gather-table cache, and the settings."""
 
-from .dispatch import AttentionPath, cached_geometry, choose_path, clear_geometry_cache, compiling, exporting
+from .dispatch import (AttentionPath, cached_geometry, choose_path, clear_geometry_cache, compiling, exporting,
+                       pad_bottom_right)
 from .focal_v1 import (AttentionGeometry, FocalAttentionCore, accumulate_dtype, focal_v1_attention, fused_attention,
                        pack_qkv)
 from .focal_v2 import BiasLookup, FocalV2Core, focal_v2_attention, lookup_bias
@@ -12,4 +13,4 @@ __all__ = ['AttentionGeometry', 'AttentionPath', 'AttentionSettings', 'BiasLooku
            'FocalV2Core', 'ScratchBuffers', 'accumulate_dtype', 'attention_settings', 'cached_geometry',
            'choose_path', 'clear_geometry_cache', 'compiling', 'exporting', 'flash_cpu_op', 'focal_v1_attention',
            'focal_v2_attention', 'fused_attention', 'gather_rows', 'get_attention_settings', 'lookup_bias',
-           'pack_qkv', 'pieces', 'scratch']
+           'pack_qkv', 'pad_bottom_right', 'pieces', 'scratch']

@@ -6,13 +6,15 @@ the device, the grad mode, whether the model is being exported or traced, and :m
 
 import enum
 from collections import OrderedDict
-from typing import Any, Callable, Hashable
+from typing import Any, Callable, Hashable, Tuple
 
 import torch
+import torch.nn.functional as F
 
 from .settings import flash_cpu_op, get_attention_settings
 
-__all__ = ['AttentionPath', 'choose_path', 'compiling', 'exporting', 'cached_geometry', 'clear_geometry_cache']
+__all__ = ['AttentionPath', 'choose_path', 'compiling', 'exporting', 'cached_geometry', 'clear_geometry_cache',
+           'pad_bottom_right']
 
 
 class AttentionPath(enum.Enum):
@@ -73,6 +75,25 @@ def choose_path(family: str, impl: str, device: torch.device, needs_grad: bool,
     if device.type == 'cpu' and flash_cpu_op() is not None:
         return AttentionPath.CORE
     return AttentionPath.AUTOGRAD
+
+
+def pad_bottom_right(x: torch.Tensor, multiple: int, channels_last: bool) -> Tuple[torch.Tensor, bool]:
+    """Zero-pad a map at the bottom and right to multiples of ``multiple``; the map and whether it was padded.
+
+    An eager call leaves a map that needs no padding as it is. An exported or traced graph always pads (by zero
+    where nothing is needed): the tracer records the pad amounts as functions of the input size, but a pad that
+    was skipped at the traced size would be missing from the graph at every other size.
+
+    Args:
+        x: (B, H, W, C) with ``channels_last``, else (B, C, H, W).
+        multiple: The window or patch size.
+        channels_last: Layout of ``x``.
+    """
+    h, w = x.shape[1:3] if channels_last else x.shape[2:4]
+    pad_b, pad_r = (multiple - h % multiple) % multiple, (multiple - w % multiple) % multiple
+    if not (pad_b or pad_r or exporting()):
+        return x, False
+    return F.pad(x, (0, 0, 0, pad_r, 0, pad_b) if channels_last else (0, pad_r, 0, pad_b)), True
 
 
 _GEOMETRY_CACHE: 'OrderedDict[Hashable, Any]' = OrderedDict()

@@ -5,14 +5,13 @@ from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks.drop import DropPath
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
 
-from ...ops import exporting
+from ...ops import pad_bottom_right
 from .focal_attention import FocalAttention, FocalV2Attention
 
 __all__ = ['FocalMlp', 'FocalBlock', 'FocalV2Block', 'FocalPatchEmbed', 'FocalStage', 'build_pool_layers',
@@ -142,13 +141,8 @@ class _FocalBlockBase(BaseModule):
         b, n, c = x.shape
         s = self.window_size
         shortcut = x
-        x = self.norm1(x).view(b, h, w, c)
-        pad_b, pad_r = (s - h % s) % s, (s - w % s) % s
-        # an exported graph pads and crops at every size: the tracer records the pad amounts as functions of
-        # the input size, but a branch skipped at the traced size would be missing at the others
-        padded = bool(pad_b or pad_r) or exporting()
-        if padded:
-            x = F.pad(x, (0, 0, 0, pad_r, 0, pad_b))  # zeros after the norm, unmasked (official)
+        # zeros after the norm, unmasked (official); an exported graph pads and crops at every size
+        x, padded = pad_bottom_right(self.norm1(x).view(b, h, w, c), s, channels_last=True)
         pooled = pool_windows(x, s, self.pool_method, self.pool_layers) if self.focal_level > 1 else None
         x = self.attn(x, pooled, hw=(h, w))
         if padded:
@@ -251,10 +245,7 @@ class FocalPatchEmbed(BaseModule):
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int]]:
         """(B, C, H, W) -> ((B, H'*W', C'), (H', W'))."""
         if self.pad_input:
-            p = self.patch_size
-            pad_b, pad_r = (p - x.shape[2] % p) % p, (p - x.shape[3] % p) % p
-            if pad_b or pad_r or exporting():  # see _FocalBlockBase.forward
-                x = F.pad(x, (0, pad_r, 0, pad_b))
+            x = pad_bottom_right(x, self.patch_size, channels_last=False)[0]
         x = self.proj(x)
         hw = (x.shape[2], x.shape[3])
         return self.norm(x.flatten(2).transpose(1, 2)), hw
