@@ -165,6 +165,15 @@ def top_ops(fn, n: int = 6) -> List[dict]:
                  calls=e.count) for e in ops[:n]]
 
 
+def write_rows(path: str, rows: list, threads: int, **fields) -> None:
+    """Write a benchmark's rows as JSON with the date, torch version, thread count and machine."""
+    import torch
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    with open(path, 'w') as f:
+        json.dump(dict(date=time.strftime('%Y-%m-%d'), torch=torch.__version__, threads=threads,
+                       machine=platform.processor() or platform.machine(), **fields, rows=rows), f, indent=1)
+
+
 def pair_ratio(runs: dict, slow: str, fast: str, mode: str) -> float:
     """Median over rounds of ``slow``'s time / ``fast``'s time in the same round."""
     a, b = runs[slow]['rounds'][mode], runs[fast]['rounds'][mode]

@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import os.path as osp
-import platform
 import statistics
 import sys
 import time
@@ -82,11 +81,8 @@ def main() -> None:
             row = run_case(name, kind, batch, h, w, args.backend, args.repeat)
             rows.append(row)
             print(json.dumps(row), flush=True)
-    os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-    with open(args.out, 'w') as f:
-        json.dump(dict(date=time.strftime('%Y-%m-%d'), torch=torch.__version__, backend=args.backend,
-                       threads=args.threads, machine=platform.processor() or platform.machine(), rows=rows), f,
-                  indent=1)
+    from benchmark import write_rows
+    write_rows(args.out, rows, args.threads, backend=args.backend)
 
 
 if __name__ == '__main__':

@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import os.path as osp
-import platform
 import statistics
 import sys
 import tempfile
@@ -97,11 +96,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as folder:
         rows = [row for name in args.models.split(',') for row in run_model(name, args.threads, args.repeat, folder)]
-    os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-    with open(args.out, 'w') as f:
-        json.dump(dict(date=time.strftime('%Y-%m-%d'), torch=torch.__version__, onnxruntime=onnxruntime.__version__,
-                       threads=args.threads, machine=platform.processor() or platform.machine(), rows=rows), f,
-                  indent=1)
+    from benchmark import write_rows
+    write_rows(args.out, rows, args.threads, onnxruntime=onnxruntime.__version__)
 
 
 if __name__ == '__main__':
