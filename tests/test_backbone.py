@@ -13,7 +13,7 @@ from mmengine.logging import MMLogger
 
 from mmfocal.models import FocalTransformer
 from mmfocal.models.layers import FocalAttention, expand_ring_offsets, ring_duplicates
-from mmfocal.ops import attention_settings, flash_cpu_op, scratch
+from mmfocal.ops import attention_settings, flash_cpu_op, fused_mlp_applies, fused_mlp_residual_, scratch
 
 SMALL = dict(embed_dims=32, depths=(1, 1, 1, 1), num_heads=(1, 2, 4, 8), drop_path_rate=0.)
 
@@ -419,6 +419,51 @@ def test_training_scratch_lives_until_the_backward_is_through(frozen_stages: int
         assert scratch.nbytes > 0
     sum(f.square().mean() for f in feats).backward()
     assert scratch.nbytes == 0
+
+
+def _mlp_modules(c: int = 24, hidden: int = 96, approximate: str = 'none') -> Tuple[nn.Module, ...]:
+    torch.manual_seed(0)
+    norm, fc1, fc2 = nn.LayerNorm(c), nn.Linear(c, hidden), nn.Linear(hidden, c)
+    nn.init.normal_(norm.weight, 1., .2), nn.init.normal_(norm.bias, 0., .2)
+    return norm, fc1, nn.GELU(approximate=approximate), fc2
+
+
+@pytest.mark.parametrize('piece_bytes', [1, 4096, None])
+def test_inference_mlp_in_pieces_equals_the_modules(piece_bytes: Optional[int]) -> None:
+    # one row per piece, a few rows, one piece: every split computes the modules' sum, in place
+    norm, fc1, act, fc2 = _mlp_modules()
+    x = torch.randn(2, 37, 24)
+    expected = x + fc2(act(fc1(norm(x))))
+    out = x.clone()
+    changes = {} if piece_bytes is None else {'piece_bytes': piece_bytes}
+    with torch.no_grad(), attention_settings(**changes):
+        assert fused_mlp_applies(out, norm, fc1, act, fc2, stochastic=False)
+        result = fused_mlp_residual_(out, norm, fc1, fc2)
+    assert result is out
+    torch.testing.assert_close(out, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_inference_mlp_applies_only_where_it_computes_the_same() -> None:
+    norm, fc1, act, fc2 = _mlp_modules()
+    x = torch.randn(2, 5, 24)
+    assert not fused_mlp_applies(x, norm, fc1, act, fc2, stochastic=False)  # grad mode: autograd needs the graph
+    with torch.no_grad():
+        assert fused_mlp_applies(x, norm, fc1, act, fc2, stochastic=False)
+        assert not fused_mlp_applies(x, norm, fc1, act, fc2, stochastic=True)
+        assert not fused_mlp_applies(x, norm, fc1, nn.GELU(approximate='tanh'), fc2, stochastic=False)
+        assert not fused_mlp_applies(x, nn.GroupNorm(1, 24), fc1, act, fc2, stochastic=False)
+        assert not fused_mlp_applies(x.transpose(0, 1), norm, fc1, act, fc2, stochastic=False)
+
+
+def test_backbone_inference_equals_its_autograd_forward() -> None:
+    # the blocks' inference MLP and fused attention against the graph-building forward of the same weights
+    model = small_model().eval()
+    x = torch.rand(1, 3, 75, 61)
+    with torch.no_grad():
+        fast = model(x)
+    slow = model(x)
+    for a, b in zip(fast, slow):
+        torch.testing.assert_close(a, b.detach(), rtol=1e-5, atol=1e-5)
 
 
 # --- parameter counts (spec section 7: official backbone without head) ------------------------
