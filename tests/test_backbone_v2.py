@@ -101,12 +101,19 @@ def test_bias_table_lookup_equals_the_mlp_on_every_pair() -> None:
     assert (table - per_pair).abs().max().item() <= 1e-6
 
 
-@pytest.mark.parametrize('piece_bytes', [1, 1 << 30])
-def test_inference_pieces_equal_the_whole_map(piece_bytes: int) -> None:
-    model = small_model()
+@pytest.mark.parametrize('piece_bytes,cpu_flash,kwargs', [
+    (1, True, {}), (1 << 30, True, {}), (1 << 30, False, {}),
+    (1, True, dict(focal_levels=(2, 1, 2, 1), qkv_bias=False))])
+def test_inference_pieces_equal_the_whole_map(piece_bytes: int, cpu_flash: bool, kwargs: dict) -> None:
+    # one window per piece or one piece, the flash op or SDPA, without pooled keys or a qkv bias
+    model = small_model(**kwargs)
+    with torch.no_grad():  # biases that matter (the official init zeroes them)
+        for name, p in model.named_parameters():
+            if name.endswith('bias'):
+                p.normal_(0, 0.1)
     x = torch.randn(2, 3, 150, 97)
     whole = model(x)  # grad enabled: the autograd path over whole maps
-    with torch.no_grad(), attention_settings(piece_bytes=piece_bytes):
+    with torch.no_grad(), attention_settings(piece_bytes=piece_bytes, cpu_flash=cpu_flash):
         pieces = model(x)
     for a, b in zip(whole, pieces):
         assert (a - b).abs().max().item() <= 1e-5

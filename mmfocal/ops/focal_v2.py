@@ -1,7 +1,8 @@
 """Focal-fast (v2) attention: each window's nearest keys gathered from the key/value sources, a position bias
 looked up per (query, key) pair in one table of distinct offsets, a fused kernel.
 
-:class:`mmfocal.models.layers.FocalV2Attention` calls :func:`focal_v2_attention` with
+:class:`mmfocal.models.layers.FocalV2Attention` calls :func:`focal_v2_inference` without autograd (from one
+row of qkv projections per padded token, see there) and :func:`focal_v2_attention` for training, with
 
 * ``q`` (B, nW, h, s2, d) queries by window and ``src`` (B, T, 2C) key/value sources, one row per token
   (the real tokens of the map, then the pooled window tokens);
@@ -10,7 +11,7 @@ looked up per (query, key) pair in one table of distinct offsets, a fused kernel
   it: the bias of key k of query q of window w is ``table[:, query_code[w, q] - key_code[w, k]]``.
 """
 
-from typing import List
+from typing import List, Optional
 
 import torch
 import torch.nn.functional as F
@@ -20,7 +21,7 @@ from .focal_v1 import accumulate_dtype
 from .scratch import gather_rows, pieces, scratch
 from .settings import flash_cpu_op
 
-__all__ = ['BiasLookup', 'FocalV2Core', 'focal_v2_attention', 'lookup_bias']
+__all__ = ['BiasLookup', 'FocalV2Core', 'focal_v2_attention', 'focal_v2_inference', 'lookup_bias']
 
 
 class BiasLookup(torch.autograd.Function):
@@ -133,21 +134,55 @@ class FocalV2Core(torch.autograd.Function):
         return grad_q, grad_src, grad_table, None, None, None, None
 
 
-def _fused(q: torch.Tensor, src: torch.Tensor, table: torch.Tensor, index: torch.Tensor, query_code: torch.Tensor,
-           key_code: torch.Tensor, scale: float) -> torch.Tensor:
-    """Inference: keys and biases gathered a few windows at a time, SDPA on strided views; (B, nW, s2, h, d)."""
-    b, nw, heads, s2, d = q.shape
-    n_keys = key_code.shape[-1]
-    out = q.new_empty(b, nw, s2, heads, d)
-    for windows in _window_pieces(q, src, n_keys):
+def focal_v2_inference(rows: torch.Tensor, slots: torch.Tensor, index: torch.Tensor, table: torch.Tensor,
+                       query_code: torch.Tensor, key_code: torch.Tensor, heads: int, scale: float,
+                       proj_weight: torch.Tensor, proj_bias: Optional[torch.Tensor]) -> torch.Tensor:
+    """Inference from the qkv projections to the output projection, a few windows at a time; (B, R0, C).
+
+    Queries and keys are gathered per piece from one row per token, the attention output is projected and
+    written to its token: no whole-map window partition, key/value concatenation or window reverse.
+
+    Args:
+        rows: (B, R, 3C) the qkv projections of the padded map's R0 tokens (row-major), then the key/value
+            projections (channels C:) of the pooled windows; the pooled rows' first C channels are unused.
+        slots: (nW * s2,) long, the row of every query of every window
+            (:func:`~mmfocal.models.layers.focal_geometry.focal_v2_padded_rows`).
+        index: (nW * N,) long, the row of every key of every window.
+        table: (h, offsets) position bias per distinct offset.
+        query_code: (nW, s2, 1) int32 and ``key_code`` (nW, 1, N) int32 (:func:`focal_v2_attention`).
+        heads: Attention heads.
+        scale: Attention scale.
+        proj_weight: (C, C) output projection weight.
+        proj_bias: (C,) output projection bias or None.
+
+    Returns:
+        The projected output of every padded token (B, R0, C), row-major.
+    """
+    b, c = rows.shape[0], rows.shape[-1] // 3
+    nw, s2, n_keys = query_code.shape[0], query_code.shape[1], key_code.shape[-1]
+    d = c // heads
+    table = table.contiguous()
+    out = rows.new_empty(b, slots.numel(), c)
+    flash = flash_cpu_op() if rows.device.type == 'cpu' else None
+    unit = n_keys * (2 * c + heads * s2) * rows.element_size()
+    for windows in pieces(nw, unit, rows.device):
         bias = table.index_select(1, (query_code[windows] - key_code[windows]).flatten())
         bias = bias.view(heads, -1, s2, n_keys).transpose(0, 1)
         idx = index.view(nw, n_keys)[windows].flatten()
+        dst = slots.view(nw, s2)[windows].flatten()
         for i in range(b):
-            kv = _gather_keys(src, i, idx, n_keys, heads)
-            o = F.scaled_dot_product_attention(q[i, windows], kv[:, :, 0].transpose(1, 2),
-                                               kv[:, :, 1].transpose(1, 2), attn_mask=bias, scale=scale)
-            out[i, windows] = o.transpose(1, 2)
+            q = gather_rows(rows[i, :, :c], dst, 'v2_q').view(-1, s2, heads, d).transpose(1, 2)
+            kv = gather_rows(rows[i, :, c:], idx, 'v2_kv').view(-1, n_keys, 2, heads, d)
+            k, v = kv[:, :, 0].transpose(1, 2), kv[:, :, 1].transpose(1, 2)
+            if flash is not None:
+                o = flash(q, k, v, 0., False, attn_mask=bias, scale=scale)[0]
+            else:
+                o = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=scale)
+            o = o.transpose(1, 2).reshape(-1, c)  # a view of the flash op's (windows, s2, heads, d) output
+            proj = scratch.get('v2_proj', (o.shape[0], c), rows)
+            proj = torch.mm(o, proj_weight.t(), out=proj) if proj_bias is None else \
+                torch.addmm(proj_bias, o, proj_weight.t(), out=proj)
+            out[i].index_copy_(0, dst, proj)
     return out
 
 
@@ -178,21 +213,20 @@ def focal_v2_attention(q: torch.Tensor, src: torch.Tensor, table: torch.Tensor, 
         query_code: (nW, s2, 1) int32 and ``key_code`` (nW, 1, N) int32: the table entry of a pair is their
             difference.
         scale: Attention scale.
-        path: ``FUSED``, ``CORE`` or ``AUTOGRAD`` (:func:`~mmfocal.ops.choose_path`).
+        path: ``CORE`` or ``AUTOGRAD`` (:func:`~mmfocal.ops.choose_path`).
     """
     # the layers build the table offsets-major and hand over its transpose: gathers from it and the scatter of
     # its gradient run 3-4x slower on that strided layout than on a contiguous copy (a few thousand entries)
     table = table.contiguous()
     args = (q, src, table, index, query_code, key_code, scale)
     b, nw, heads, s2, d = q.shape
-    if path is AttentionPath.FUSED:
-        out = _fused(*args)
-    elif path is AttentionPath.CORE:
+    if path is AttentionPath.CORE:
         if table.requires_grad:
             scratch.keep_until_backward(table)
         out = FocalV2Core.apply(q.contiguous(), *args[1:]).transpose(2, 3)
     elif path is AttentionPath.AUTOGRAD:
         out = _autograd(*args)
     else:
-        raise ValueError(f'focal_v2_attention runs the FUSED, CORE and AUTOGRAD paths, not {path}.')
+        raise ValueError(f'focal_v2_attention runs the CORE and AUTOGRAD paths, not {path} '
+                         '(FUSED is focal_v2_inference, REFERENCE the layer\'s own formulation).')
     return out.reshape(b, nw, s2, heads * d)

@@ -14,10 +14,10 @@ from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
 
 from ...ops import (AttentionGeometry, AttentionPath, choose_path, focal_v1_attention, focal_v2_attention,
-                    lookup_bias)
+                    focal_v2_inference, lookup_bias, scratch)
 from .focal_geometry import (MASK_VALUE, FocalV2Geometry, expand_ring_offsets, expand_ring_valid_index,
-                             focal_v1_key_index, focal_v2_geometry, relative_position_index, ring_duplicates,
-                             window_partition, window_reverse)
+                             focal_v1_key_index, focal_v2_geometry, focal_v2_padded_rows, relative_position_index,
+                             ring_duplicates, window_partition, window_reverse)
 
 __all__ = ['FocalAttention', 'FocalV2Attention']
 
@@ -355,6 +355,8 @@ class FocalV2Attention(_WindowAttention):
         n_keys = n0 + (n1 if self.focal_level > 1 else 0)
         index = geo.index if self.focal_level > 1 else geo.index.view(-1, n0 + n1)[:, :n0].flatten()
         path = self._path(x, pooled)
+        if path is AttentionPath.FUSED:
+            return self._forward_inference(x, pooled if self.focal_level > 1 else None, (h, w), geo, n_keys)
         qkv = self.qkv(x)
         q = window_partition(qkv[..., :c], s).view(b, -1, s * s, heads, d).transpose(2, 3)  # (B, nW, h, s2, d)
         # key/value sources: the real tokens' rows, then the pooled tokens' (one row of 2C per token)
@@ -368,6 +370,30 @@ class FocalV2Attention(_WindowAttention):
             out = focal_v2_attention(q, src, self.bias_table(geo).to(q.dtype), index, geo.query_code,
                                      geo.key_code[..., :n_keys], self.scale, path)
         return window_reverse(self._output(out), s, hp, wp)
+
+    def _forward_inference(self, x: torch.Tensor, pooled: Optional[torch.Tensor], hw: Tuple[int, int],
+                           geo: FocalV2Geometry, n_keys: int) -> torch.Tensor:
+        """The FUSED path (:func:`~mmfocal.ops.focal_v2_inference`): (B, Hp, Wp, C).
+
+        The qkv layer writes every padded token's row and the pooled windows' key/value rows into one reused
+        buffer, so no projection of the whole map is cropped, concatenated or copied to windows.
+        """
+        b, hp, wp, c = x.shape
+        n_pooled = 0 if pooled is None else pooled.shape[1] * pooled.shape[2]
+        rows = scratch.get('v2_rows', (b, hp * wp + n_pooled, 3 * c), x)
+        weight, bias = self.qkv.weight, self.qkv.bias
+        for i in range(b):
+            if bias is None:
+                torch.mm(x[i].view(-1, c), weight.t(), out=rows[i, :hp * wp])
+            else:
+                torch.addmm(bias, x[i].view(-1, c), weight.t(), out=rows[i, :hp * wp])
+        if n_pooled:
+            rows[:, hp * wp:, c:] = self._pooled_kv(pooled).view(b, n_pooled, 2 * c)
+        slots, index = focal_v2_padded_rows(hw, self.window_size, self.topk, self.focal_level, x.device)
+        out = focal_v2_inference(rows, slots, index, self.bias_table(geo).to(x.dtype), geo.query_code,
+                                 geo.key_code[..., :n_keys], self.num_heads, self.scale, self.proj.weight,
+                                 self.proj.bias)
+        return self.proj_drop(out.view(b, hp, wp, c))
 
     def _attend_reference(self, q: torch.Tensor, src: torch.Tensor, index: torch.Tensor, geo: FocalV2Geometry,
                           n_keys: int) -> torch.Tensor:

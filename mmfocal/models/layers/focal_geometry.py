@@ -28,7 +28,7 @@ from ...ops import cached_geometry, get_attention_settings
 
 __all__ = ['MASK_VALUE', 'expand_ring_offsets', 'expand_ring_valid_index', 'ring_duplicates',
            'relative_position_index', 'window_partition', 'window_reverse', 'window_key_index',
-           'focal_v1_key_index', 'nearest_keys', 'FocalV2Geometry', 'focal_v2_geometry']
+           'focal_v1_key_index', 'nearest_keys', 'FocalV2Geometry', 'focal_v2_geometry', 'focal_v2_padded_rows']
 
 # Additive mask value of the official code (Swin convention); finite, so fp16/bf16 stay finite.
 MASK_VALUE = -100.0
@@ -289,3 +289,38 @@ def focal_v2_geometry(hw: Tuple[int, int], window_size: int, topk: int, device: 
     hw = (int(hw[0]), int(hw[1]))
     return cached_geometry(('v2', hw, window_size, topk, str(device)),
                            lambda: _build_v2_geometry(hw, window_size, topk, device))
+
+
+def focal_v2_padded_rows(hw: Tuple[int, int], window_size: int, topk: int, focal_level: int,
+                         device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Focal-fast's gather tables into one row per token of the *padded* map, then one per pooled window.
+
+    The inference path projects the padded map into that layout in place of the ``[h*w real | pooled]``
+    sources of :class:`FocalV2Geometry`, so nothing is cropped or concatenated. Cached per map size.
+
+    Args:
+        hw: Real (unpadded) map size.
+        window_size: Window side s.
+        topk: Keys per level and window.
+        focal_level: Levels attended (1: the level-0 keys of each window only).
+        device: Where the tables are used.
+
+    Returns:
+        ``slots`` (nW * s*s,) long, the row of every query of every window (window-major, row-major inside),
+        and ``keys`` (nW * N,) long, the row of every key of every window.
+    """
+    h, w = int(hw[0]), int(hw[1])
+    s = window_size
+
+    def build() -> Tuple[torch.Tensor, torch.Tensor]:
+        geo = focal_v2_geometry((h, w), s, topk, torch.device('cpu'))
+        (nwh, nww), (n0, n1) = geo.grid, geo.n_keys
+        wp = nww * s
+        index = geo.index.view(nwh * nww, n0 + n1)[:, :n0 if focal_level == 1 else n0 + n1]
+        keys = torch.where(index < h * w, index // w * wp + index % w, index - h * w + nwh * s * wp)
+        a, i = torch.arange(nwh).view(-1, 1, 1, 1), torch.arange(s).view(1, 1, -1, 1)
+        b, j = torch.arange(nww).view(1, -1, 1, 1), torch.arange(s).view(1, 1, 1, -1)
+        slots = (a * s + i) * wp + b * s + j  # (nWh, nWw, s, s): window (a, b), query (i, j)
+        return slots.flatten().to(device), keys.flatten().to(device)
+
+    return cached_geometry(('v2', (h, w), s, topk, str(device), 'padded_rows', focal_level), build)
