@@ -53,10 +53,10 @@ def lookup_bias(table: torch.Tensor, query_code: torch.Tensor, key_code: torch.T
     return BiasLookup.apply(table, query_code, key_code).transpose(0, 1)
 
 
-def _window_pieces(q: torch.Tensor, src: torch.Tensor, n_keys: int) -> List[slice]:
+def _window_pieces(n_windows: int, n_keys: int, kv_channels: int, heads: int, s2: int,
+                   like: torch.Tensor) -> List[slice]:
     """Slices of windows whose gathered keys and biases fit a piece (:func:`~mmfocal.ops.pieces`)."""
-    heads, s2 = q.shape[2:4]
-    return pieces(q.shape[1], n_keys * (src.shape[-1] + heads * s2) * src.element_size(), q.device)
+    return pieces(n_windows, n_keys * (kv_channels + heads * s2) * like.element_size(), like.device)
 
 
 def _gather_keys(src: torch.Tensor, image: int, idx: torch.Tensor, n_keys: int, heads: int) -> torch.Tensor:
@@ -81,7 +81,7 @@ class FocalV2Core(torch.autograd.Function):
         n_keys = key_code.shape[-1]
         out = q.new_empty(b, nw, heads, s2, d)
         lse = q.new_empty(b, nw, heads, s2, dtype=accumulate_dtype(q.dtype))
-        parts = _window_pieces(q, src, n_keys)
+        parts = _window_pieces(nw, n_keys, src.shape[-1], heads, s2, src)
         for windows in parts:
             bias = table.index_select(1, (query_code[windows] - key_code[windows]).flatten())
             bias = bias.view(heads, -1, s2, n_keys).transpose(0, 1)
@@ -164,8 +164,7 @@ def focal_v2_inference(rows: torch.Tensor, slots: torch.Tensor, index: torch.Ten
     table = table.contiguous()
     out = rows.new_empty(b, slots.numel(), c)
     flash = flash_cpu_op() if rows.device.type == 'cpu' else None
-    unit = n_keys * (2 * c + heads * s2) * rows.element_size()
-    for windows in pieces(nw, unit, rows.device):
+    for windows in _window_pieces(nw, n_keys, 2 * c, heads, s2, rows):
         bias = table.index_select(1, (query_code[windows] - key_code[windows]).flatten())
         bias = bias.view(heads, -1, s2, n_keys).transpose(0, 1)
         idx = index.view(nw, n_keys)[windows].flatten()

@@ -353,10 +353,10 @@ class FocalV2Attention(_WindowAttention):
         geo = focal_v2_geometry((h, w), s, self.topk, x.device)
         n0, n1 = geo.n_keys
         n_keys = n0 + (n1 if self.focal_level > 1 else 0)
-        index = geo.index if self.focal_level > 1 else geo.index.view(-1, n0 + n1)[:, :n0].flatten()
         path = self._path(x, pooled)
         if path is AttentionPath.FUSED:
             return self._forward_inference(x, pooled if self.focal_level > 1 else None, (h, w), geo, n_keys)
+        index = geo.index if self.focal_level > 1 else geo.index.view(-1, n0 + n1)[:, :n0].flatten()
         qkv = self.qkv(x)
         q = window_partition(qkv[..., :c], s).view(b, -1, s * s, heads, d).transpose(2, 3)  # (B, nW, h, s2, d)
         # key/value sources: the real tokens' rows, then the pooled tokens' (one row of 2C per token)
