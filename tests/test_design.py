@@ -111,6 +111,16 @@ def test_the_piece_policy_cuts_equal_pieces_within_the_budget() -> None:
     assert ops.pieces(10, 300, torch.device('meta')) == [slice(0, 10)]  # caching allocators: one piece
 
 
+def test_row_scatter_sums_repeated_rows_exactly_as_index_add() -> None:
+    torch.manual_seed(0)
+    index = torch.randint(0, 7, (50,))  # every row hit several times
+    rows = torch.randn(50, 12, dtype=torch.float64)
+    want = torch.zeros(7, 12, dtype=torch.float64).index_add_(0, index, rows)
+    dst = torch.zeros(7, 12, dtype=torch.float64)
+    assert ops.scatter_add_rows(dst, index, rows) is dst
+    assert torch.equal(dst, want)
+
+
 def test_one_bounded_geometry_cache_serves_both_families() -> None:
     from mmfocal.ops import dispatch
     ops.clear_geometry_cache()

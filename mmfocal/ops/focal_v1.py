@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from .dispatch import AttentionPath
-from .scratch import gather_rows, pieces, scratch
+from .scratch import gather_rows, pieces, scatter_add_rows, scratch
 from .settings import flash_cpu_op
 
 __all__ = ['AttentionGeometry', 'FocalAttentionCore', 'accumulate_dtype', 'focal_v1_attention', 'fused_attention',
@@ -160,8 +160,8 @@ class FocalAttentionCore(torch.autograd.Function):
     queries, the key sources (one entry per token) and the output are saved, plus, on CPU, the
     log-sum-exp of PyTorch's flash kernel (``flash=True``; the probabilities are recomputed piece by
     piece in backward) or, elsewhere, the probabilities. Backward gathers the keys again, scatters
-    their gradients with ``index_add_`` and writes the qkv gradient directly. With the flash variant
-    no (windows, heads, s2, N) tensor lives from forward to backward (docs/speed.md).
+    their gradients (:func:`~mmfocal.ops.scatter_add_rows`) and writes the qkv gradient directly. With the
+    flash variant no (windows, heads, s2, N) tensor lives from forward to backward (docs/speed.md).
     """
 
     @staticmethod
@@ -230,7 +230,7 @@ class FocalAttentionCore(torch.autograd.Function):
             # scattered by token rows too: cheaper, permute included, than along the head-major layout
             grad_rows = scratch.get('grad_rows', (w.stop - w.start, n_keys, 2, h, dk), q)
             grad_rows.copy_(grad_kv.permute(2, 3, 0, 1, 4))
-            grad_src[i].index_add_(0, idx, grad_rows.view(-1, 2 * h * dk))
+            scatter_add_rows(grad_src[i], idx, grad_rows.view(-1, 2 * h * dk))
         grad_src = grad_src.view(b, n_src, 2, h, dk)[..., :d]
         grad_qkv[..., 1:, :, :] = grad_src[:, :n_fine].view(b, nwh, s, nww, s, 2, h, d)
         grad_pooled = None

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from .dispatch import AttentionPath
 from .focal_v1 import accumulate_dtype
-from .scratch import gather_rows, pieces, scratch
+from .scratch import gather_rows, pieces, scatter_add_rows, scratch
 from .settings import flash_cpu_op
 
 __all__ = ['BiasLookup', 'FocalV2Core', 'focal_v2_attention', 'focal_v2_inference', 'lookup_bias']
@@ -71,7 +71,8 @@ class FocalV2Core(torch.autograd.Function):
     the probabilities of every window until the backward pass, and zero-fills whole-map gradient buffers. Here
     PyTorch's CPU flash kernel runs forward piece by piece and only its log-sum-exp is kept; backward gathers
     the keys and looks the biases up again, recomputes the probabilities per piece, scatters the key/value
-    gradients to the source rows (``index_add_``) and the bias gradients to the table (``scatter_add_``).
+    gradients to the source rows (:func:`~mmfocal.ops.scatter_add_rows`) and the bias gradients to the table
+    (``scatter_add_``).
     """
 
     @staticmethod
@@ -128,7 +129,7 @@ class FocalV2Core(torch.autograd.Function):
                 grad_bias = grad_attn if grad_bias is None else grad_bias.add_(grad_attn)
                 grad_q[i, windows] = torch.matmul(grad_attn, k).mul_(scale)
                 grad_kv[:, :, 0] = torch.matmul(grad_attn.transpose(-1, -2), q_s).transpose(1, 2)
-                grad_src[i].index_add_(0, idx, grad_kv.view(idx.numel(), -1))
+                scatter_add_rows(grad_src[i], idx, grad_kv.view(idx.numel(), -1))
             grad_bias = grad_bias.transpose(0, 1).reshape(heads, -1)
             grad_table.scatter_add_(1, code.long().expand_as(grad_bias), grad_bias)
         return grad_q, grad_src, grad_table, None, None, None, None
