@@ -119,14 +119,16 @@ def test_inference_pieces_equal_the_whole_map(piece_bytes: int, cpu_flash: bool,
         assert (a - b).abs().max().item() <= 1e-5
 
 
-@pytest.mark.parametrize('settings', [dict(), dict(piece_bytes=1), dict(cpu_flash=False)])
-def test_training_gradients_reach_every_parameter_and_match_the_reference(settings: dict) -> None:
+@pytest.mark.parametrize('settings,kwargs', [(dict(), {}), (dict(piece_bytes=1), {}), (dict(cpu_flash=False), {}),
+                                             (dict(), dict(focal_levels=(2, 1, 2, 1), qkv_bias=False))])
+def test_training_gradients_reach_every_parameter_and_match_the_reference(settings: dict, kwargs: dict) -> None:
     # default: the CPU training core (flash forward, own backward) where torch has the op; piece_bytes=1: one
-    # window per piece; cpu_flash=False: autograd through SDPA (torch 2.1, other devices)
+    # window per piece; cpu_flash=False: autograd through SDPA (torch 2.1, other devices); stages without
+    # pooled keys and a qkv layer without bias
     grads = []
     x = torch.randn(2, 3, 90, 61)
     for impl in ('fast', 'reference'):
-        model = small_model(attn_impl=impl).train()
+        model = small_model(attn_impl=impl, **kwargs).train()
         with attention_settings(**settings):
             sum(f.square().mean() for f in model(x)).backward()
         assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters()), impl

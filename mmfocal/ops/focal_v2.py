@@ -1,14 +1,16 @@
-"""Focal-fast (v2) attention: each window's nearest keys gathered from the key/value sources, a position bias
-looked up per (query, key) pair in one table of distinct offsets, a fused kernel.
+"""Focal-fast (v2) attention: each window's nearest keys gathered from one row of projections per token, a
+position bias looked up per (query, key) pair in one table of distinct offsets, a fused kernel.
 
-:class:`mmfocal.models.layers.FocalV2Attention` calls :func:`focal_v2_inference` without autograd (from one
-row of qkv projections per padded token, see there) and :func:`focal_v2_attention` for training, with
+:class:`mmfocal.models.layers.FocalV2Attention` calls one function per path: :func:`focal_v2_inference`
+(FUSED, no autograd) and :func:`focal_v2_training` (CORE, :class:`FocalV2Core`) take one row of projections per
+token: the padded map's R0 tokens, row-major, then its P pooled window tokens (for keys only), and ``slots``
+(nW * s2,) / ``index`` (nW * N,), the row of every query / key of every window
+(:func:`~mmfocal.models.layers.focal_geometry.focal_v2_padded_rows`).
 
-* ``q`` (B, nW, h, s2, d) queries by window and ``src`` (B, T, 2C) key/value sources, one row per token
-  (the real tokens of the map, then the pooled window tokens);
-* ``index`` (nW * N,) the source of every key of every window;
-* ``table`` (h, offsets) the position-bias MLPs evaluated once per distinct offset, and the codes that address
-  it: the bias of key k of query q of window w is ``table[:, query_code[w, q] - key_code[w, k]]``.
+:func:`focal_v2_attention` (AUTOGRAD, standard operators for ``torch.compile``) takes queries by window and
+key/value sources of the real and pooled tokens. All take ``table`` (h, offsets), the position-bias MLPs
+evaluated once per distinct offset, and the codes that address it: the bias of key k of query q of window w is
+``table[:, query_code[w, q] - key_code[w, k]]``.
 """
 
 from typing import List, Optional
@@ -16,12 +18,12 @@ from typing import List, Optional
 import torch
 import torch.nn.functional as F
 
-from .dispatch import AttentionPath
 from .focal_v1 import accumulate_dtype
 from .scratch import gather_rows, pieces, scatter_add_rows, scratch
 from .settings import flash_cpu_op
 
-__all__ = ['BiasLookup', 'FocalV2Core', 'focal_v2_attention', 'focal_v2_inference', 'lookup_bias']
+__all__ = ['BiasLookup', 'FocalV2Core', 'focal_v2_attention', 'focal_v2_inference', 'focal_v2_training',
+           'lookup_bias']
 
 
 class BiasLookup(torch.autograd.Function):
@@ -59,80 +61,134 @@ def _window_pieces(n_windows: int, n_keys: int, kv_channels: int, heads: int, s2
     return pieces(n_windows, n_keys * (kv_channels + heads * s2) * like.element_size(), like.device)
 
 
-def _gather_keys(src: torch.Tensor, image: int, idx: torch.Tensor, n_keys: int, heads: int) -> torch.Tensor:
-    """Keys and values of some windows of one image: (nWc, N, 2, h, d), a view of a reused buffer."""
-    return gather_rows(src[image], idx, 'v2_kv').view(-1, n_keys, 2, heads, src.shape[-1] // (2 * heads))
+def _piece_bias(table: torch.Tensor, query_code: torch.Tensor, key_code: torch.Tensor, windows: slice) -> torch.Tensor:
+    """The biases of some windows, (nWc, heads, s2, N), looked up in the table (a transposed view)."""
+    heads, s2, n_keys = table.shape[0], query_code.shape[1], key_code.shape[-1]
+    bias = table.index_select(1, (query_code[windows] - key_code[windows]).flatten())
+    return bias.view(heads, -1, s2, n_keys).transpose(0, 1)
+
+
+def _attend_piece(q_rows: torch.Tensor, kv_rows: torch.Tensor, dst: torch.Tensor, idx: torch.Tensor,
+                  bias: torch.Tensor, heads: int, scale: float, flash: Optional[object]) -> tuple:
+    """Attention of some windows of one image from its (R0, C) query and (R, 2C) key/value rows: ``(out, lse)``.
+
+    ``out`` (nWc, heads, s2, d) is a view of the kernel's (nWc, s2, heads, d) output; ``lse`` is the flash
+    kernel's log-sum-exp (nWc, heads, s2), None from SDPA.
+    """
+    c, s2, n_keys = q_rows.shape[-1], bias.shape[2], bias.shape[3]
+    d = c // heads
+    q = gather_rows(q_rows, dst, 'v2_q').view(-1, s2, heads, d).transpose(1, 2)
+    kv = gather_rows(kv_rows, idx, 'v2_kv').view(-1, n_keys, 2, heads, d)
+    k, v = kv[:, :, 0].transpose(1, 2), kv[:, :, 1].transpose(1, 2)
+    if flash is not None:
+        out, lse = flash(q, k, v, 0., False, attn_mask=bias, scale=scale)[:2]
+        return out, lse
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=scale), None
 
 
 class FocalV2Core(torch.autograd.Function):
-    """Training attention on CPU from queries, key/value sources and the bias table, with its own backward.
+    """Training attention on CPU from one row of projections per token to the attention output per token.
 
-    Autograd through the gather, the bias lookup and SDPA's math path keeps the gathered keys, the biases and
-    the probabilities of every window until the backward pass, and zero-fills whole-map gradient buffers. Here
-    PyTorch's CPU flash kernel runs forward piece by piece and only its log-sum-exp is kept; backward gathers
-    the keys and looks the biases up again, recomputes the probabilities per piece, scatters the key/value
-    gradients to the source rows (:func:`~mmfocal.ops.scatter_add_rows`) and the bias gradients to the table
-    (``scatter_add_``).
+    ``q_rows`` (B, R0, C) holds the query projections of the padded map's R0 tokens (row-major), ``kv_rows``
+    (B, R0 + P, 2C) the key/value projections of those tokens, then of the P pooled window tokens (contiguous
+    apart: a gradient scattered into rows of a strided (B, R, 3C) tensor took 3x as long); the output is
+    (B, R0, C), row-major, before the output projection: no window partition of the queries, no crop and concatenation of the key/value sources and
+    no window reverse, whose backward passes would copy and zero-fill whole-map buffers. Autograd through the
+    gather, the bias lookup and SDPA would also keep every window's gathered keys, biases and probabilities
+    until the backward pass. Here PyTorch's CPU flash kernel runs forward piece by piece and only its
+    log-sum-exp is kept; backward gathers the keys and looks the biases up again, recomputes the
+    probabilities per piece, writes each query's gradient to its row, scatters the key/value gradients to
+    theirs (:func:`~mmfocal.ops.scatter_add_rows`) and the bias gradients to the table (``scatter_add_``).
     """
 
     @staticmethod
-    def forward(ctx, q: torch.Tensor, src: torch.Tensor, table: torch.Tensor, index: torch.Tensor,
-                query_code: torch.Tensor, key_code: torch.Tensor, scale: float) -> torch.Tensor:
-        b, nw, heads, s2, d = q.shape
-        n_keys = key_code.shape[-1]
-        out = q.new_empty(b, nw, heads, s2, d)
-        lse = q.new_empty(b, nw, heads, s2, dtype=accumulate_dtype(q.dtype))
-        parts = _window_pieces(nw, n_keys, src.shape[-1], heads, s2, src)
+    def forward(ctx, q_rows: torch.Tensor, kv_rows: torch.Tensor, table: torch.Tensor, slots: torch.Tensor,
+                index: torch.Tensor, query_code: torch.Tensor, key_code: torch.Tensor, heads: int,
+                scale: float) -> torch.Tensor:
+        b, _, c = q_rows.shape
+        nw, s2, n_keys = query_code.shape[0], query_code.shape[1], key_code.shape[-1]
+        out = q_rows.new_empty(b, slots.numel(), c)
+        lse = q_rows.new_empty(b, nw, heads, s2, dtype=accumulate_dtype(q_rows.dtype))
+        parts = _window_pieces(nw, n_keys, 2 * c, heads, s2, q_rows)
         for windows in parts:
-            bias = table.index_select(1, (query_code[windows] - key_code[windows]).flatten())
-            bias = bias.view(heads, -1, s2, n_keys).transpose(0, 1)
+            bias = _piece_bias(table, query_code, key_code, windows)
             idx = index.view(nw, n_keys)[windows].flatten()
+            dst = slots.view(nw, s2)[windows].flatten()
             for i in range(b):
-                kv = _gather_keys(src, i, idx, n_keys, heads)
-                o, m = flash_cpu_op()(q[i, windows], kv[:, :, 0].transpose(1, 2), kv[:, :, 1].transpose(1, 2), 0.,
-                                      False, attn_mask=bias, scale=scale)
-                out[i, windows], lse[i, windows] = o, m
-        ctx.save_for_backward(q, src, table, index, query_code, key_code, out, lse)
-        ctx.scale, ctx.pieces = scale, parts
+                o, m = _attend_piece(q_rows[i], kv_rows[i], dst, idx, bias, heads, scale, flash_cpu_op())
+                out[i].index_copy_(0, dst, o.transpose(1, 2).reshape(-1, c))
+                lse[i, windows] = m
+        ctx.save_for_backward(q_rows, kv_rows, table, slots, index, query_code, key_code, out, lse)
+        ctx.heads, ctx.scale, ctx.pieces = heads, scale, parts
         return out
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor) -> tuple:
-        q, src, table, index, query_code, key_code, out, lse = ctx.saved_tensors
-        b, nw, heads, s2, d = q.shape
-        n_keys, scale = key_code.shape[-1], ctx.scale
+        q_rows, kv_rows, table, slots, index, query_code, key_code, out, lse = ctx.saved_tensors
+        b, r0, c = out.shape
+        heads, scale = ctx.heads, ctx.scale
+        nw, s2, n_keys, d = query_code.shape[0], query_code.shape[1], key_code.shape[-1], c // heads
         grad_out = grad_out.contiguous()
-        delta = (grad_out * out).sum(-1, keepdim=True)  # rowsum(dP * P) == rowsum(dO * O)
-        grad_q = torch.empty_like(q)
-        grad_src = torch.zeros_like(src)
+        delta = (grad_out * out).view(b, r0, heads, d).sum(-1)  # rowsum(dP * P) == rowsum(dO * O)
+        grad_q_rows = torch.empty_like(q_rows)  # each query is one row, written once
+        grad_kv_rows = torch.zeros_like(kv_rows)  # summed into
         grad_table = torch.zeros_like(table)
         for windows in ctx.pieces:
             code = (query_code[windows] - key_code[windows]).flatten()
             bias = table.index_select(1, code).view(heads, -1, s2, n_keys).transpose(0, 1)
             idx = index.view(nw, n_keys)[windows].flatten()
+            dst = slots.view(nw, s2)[windows].flatten()
+            nwc = windows.stop - windows.start
             grad_bias = None
             for i in range(b):
-                kv = _gather_keys(src, i, idx, n_keys, heads)
-                nwc = kv.shape[0]
+                q = gather_rows(q_rows[i], dst, 'v2_q').view(nwc, s2, heads, d).transpose(1, 2)
+                q_s = torch.mul(q, scale, out=scratch.get('v2_q_s', (nwc, heads, s2, d), out))
+                kv = gather_rows(kv_rows[i], idx, 'v2_kv').view(nwc, n_keys, 2, heads, d)
                 # per-head contiguous keys and values: each is read by two GEMMs, which would copy a strided one
-                k = scratch.get('v2_k', (nwc, heads, n_keys, d), q).copy_(kv[:, :, 0].transpose(1, 2))
-                v = scratch.get('v2_v', (nwc, heads, n_keys, d), q).copy_(kv[:, :, 1].transpose(1, 2))
-                q_s, grad_o = q[i, windows] * scale, grad_out[i, windows]
+                k = scratch.get('v2_k', (nwc, heads, n_keys, d), out).copy_(kv[:, :, 0].transpose(1, 2))
+                v = scratch.get('v2_v', (nwc, heads, n_keys, d), out).copy_(kv[:, :, 1].transpose(1, 2))
+                grad_o = gather_rows(grad_out[i], dst, 'v2_grad_o_rows').view(nwc, s2, heads, d).transpose(1, 2)
+                grad_o = scratch.get('v2_grad_o', (nwc, heads, s2, d), out).copy_(grad_o)
                 # probabilities exp(q.k * scale + bias - lse): the bias minus lse is the GEMM's accumulator
-                attn = torch.sub(bias, lse[i, windows].unsqueeze(-1), out=scratch.get('v2_attn', bias.shape, q))
+                attn = torch.sub(bias, lse[i, windows].unsqueeze(-1), out=scratch.get('v2_attn', bias.shape, out))
                 attn.view(-1, s2, n_keys).baddbmm_(q_s.view(-1, s2, d), k.view(-1, n_keys, d).transpose(1, 2))
                 attn.exp_()
-                grad_kv = scratch.get('v2_grad_kv', (nwc, n_keys, 2, heads, d), q)
+                grad_kv = scratch.get('v2_grad_kv', (nwc, n_keys, 2, heads, d), out)
                 grad_kv[:, :, 1] = torch.matmul(attn.transpose(-1, -2), grad_o).transpose(1, 2)
                 grad_attn = torch.matmul(grad_o, v.transpose(-1, -2))
-                grad_attn.sub_(delta[i, windows]).mul_(attn)  # dS, the gradient of the biased logits
+                grad_attn.sub_(delta[i].index_select(0, dst).view(nwc, s2, heads, 1).transpose(1, 2))
+                grad_attn.mul_(attn)  # dS, the gradient of the biased logits
                 grad_bias = grad_attn if grad_bias is None else grad_bias.add_(grad_attn)
-                grad_q[i, windows] = torch.matmul(grad_attn, k).mul_(scale)
+                grad_q = torch.matmul(grad_attn, k).mul_(scale)
+                grad_q_rows[i].index_copy_(0, dst, grad_q.transpose(1, 2).reshape(-1, c))
                 grad_kv[:, :, 0] = torch.matmul(grad_attn.transpose(-1, -2), q_s).transpose(1, 2)
-                scatter_add_rows(grad_src[i], idx, grad_kv.view(idx.numel(), -1))
+                scatter_add_rows(grad_kv_rows[i], idx, grad_kv.view(idx.numel(), -1))
             grad_bias = grad_bias.transpose(0, 1).reshape(heads, -1)
             grad_table.scatter_add_(1, code.long().expand_as(grad_bias), grad_bias)
-        return grad_q, grad_src, grad_table, None, None, None, None
+        return grad_q_rows, grad_kv_rows, grad_table, None, None, None, None, None, None
+
+
+def focal_v2_training(q_rows: torch.Tensor, kv_rows: torch.Tensor, slots: torch.Tensor, index: torch.Tensor,
+                      table: torch.Tensor, query_code: torch.Tensor, key_code: torch.Tensor, heads: int,
+                      scale: float) -> torch.Tensor:
+    """The CORE path (:class:`FocalV2Core`): attention output (B, R0, C) per padded token, row-major.
+
+    Args:
+        q_rows: (B, R0, C) the query projections of the padded map's R0 tokens.
+        kv_rows: (B, R0 + P, 2C) the key/value projections of those tokens, then of the P pooled tokens.
+        slots: (nW * s2,) long, the row of every query of every window.
+        index: (nW * N,) long, the row of every key of every window.
+        table: (h, offsets) position bias per distinct offset.
+        query_code: (nW, s2, 1) int32 and ``key_code`` (nW, 1, N) int32 (:func:`focal_v2_attention`).
+        heads: Attention heads.
+        scale: Attention scale.
+    """
+    table = table.contiguous()  # see focal_v2_attention: a transposed table gathers and scatters 3-4x slower
+    needs_grad = [t for t in (table, q_rows, kv_rows) if t.requires_grad]
+    if needs_grad:
+        scratch.keep_until_backward(needs_grad[0])
+    return FocalV2Core.apply(q_rows.contiguous(), kv_rows.contiguous(), table, slots, index, query_code, key_code,
+                             heads, scale)
 
 
 def focal_v2_inference(rows: torch.Tensor, slots: torch.Tensor, index: torch.Tensor, table: torch.Tensor,
@@ -161,23 +217,15 @@ def focal_v2_inference(rows: torch.Tensor, slots: torch.Tensor, index: torch.Ten
     """
     b, c = rows.shape[0], rows.shape[-1] // 3
     nw, s2, n_keys = query_code.shape[0], query_code.shape[1], key_code.shape[-1]
-    d = c // heads
     table = table.contiguous()
     out = rows.new_empty(b, slots.numel(), c)
     flash = flash_cpu_op() if rows.device.type == 'cpu' else None
     for windows in _window_pieces(nw, n_keys, 2 * c, heads, s2, rows):
-        bias = table.index_select(1, (query_code[windows] - key_code[windows]).flatten())
-        bias = bias.view(heads, -1, s2, n_keys).transpose(0, 1)
+        bias = _piece_bias(table, query_code, key_code, windows)
         idx = index.view(nw, n_keys)[windows].flatten()
         dst = slots.view(nw, s2)[windows].flatten()
         for i in range(b):
-            q = gather_rows(rows[i, :, :c], dst, 'v2_q').view(-1, s2, heads, d).transpose(1, 2)
-            kv = gather_rows(rows[i, :, c:], idx, 'v2_kv').view(-1, n_keys, 2, heads, d)
-            k, v = kv[:, :, 0].transpose(1, 2), kv[:, :, 1].transpose(1, 2)
-            if flash is not None:
-                o = flash(q, k, v, 0., False, attn_mask=bias, scale=scale)[0]
-            else:
-                o = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=scale)
+            o = _attend_piece(rows[i, :, :c], rows[i, :, c:], dst, idx, bias, heads, scale, flash)[0]
             o = o.transpose(1, 2).reshape(-1, c)  # a view of the flash op's (windows, s2, heads, d) output
             proj = scratch.get('v2_proj', (o.shape[0], c), rows)
             proj = torch.mm(o, proj_weight.t(), out=proj) if proj_bias is None else \
@@ -201,9 +249,11 @@ def _autograd(q: torch.Tensor, src: torch.Tensor, table: torch.Tensor, index: to
 
 
 def focal_v2_attention(q: torch.Tensor, src: torch.Tensor, table: torch.Tensor, index: torch.Tensor,
-                       query_code: torch.Tensor, key_code: torch.Tensor, scale: float,
-                       path: AttentionPath) -> torch.Tensor:
-    """Focal-fast attention by ``path``: (B, nW, s2, C) before the output projection.
+                       query_code: torch.Tensor, key_code: torch.Tensor, scale: float) -> torch.Tensor:
+    """The AUTOGRAD path (:func:`~mmfocal.ops.choose_path`): (B, nW, s2, C) before the output projection.
+
+    Standard operators over whole maps, what ``torch.compile`` traces; the CORE path is
+    :func:`focal_v2_training`, the FUSED path :func:`focal_v2_inference`.
 
     Args:
         q: (B, nW, h, s2, d) queries.
@@ -213,20 +263,9 @@ def focal_v2_attention(q: torch.Tensor, src: torch.Tensor, table: torch.Tensor, 
         query_code: (nW, s2, 1) int32 and ``key_code`` (nW, 1, N) int32: the table entry of a pair is their
             difference.
         scale: Attention scale.
-        path: ``CORE`` or ``AUTOGRAD`` (:func:`~mmfocal.ops.choose_path`).
     """
+    b, nw, heads, s2, d = q.shape
     # the layers build the table offsets-major and hand over its transpose: gathers from it and the scatter of
     # its gradient run 3-4x slower on that strided layout than on a contiguous copy (a few thousand entries)
-    table = table.contiguous()
-    args = (q, src, table, index, query_code, key_code, scale)
-    b, nw, heads, s2, d = q.shape
-    if path is AttentionPath.CORE:
-        if table.requires_grad:
-            scratch.keep_until_backward(table)
-        out = FocalV2Core.apply(q.contiguous(), *args[1:]).transpose(2, 3)
-    elif path is AttentionPath.AUTOGRAD:
-        out = _autograd(*args)
-    else:
-        raise ValueError(f'focal_v2_attention runs the CORE and AUTOGRAD paths, not {path} '
-                         '(FUSED is focal_v2_inference, REFERENCE the layer\'s own formulation).')
+    out = _autograd(q, src, table.contiguous(), index, query_code, key_code, scale)
     return out.reshape(b, nw, s2, heads * d)

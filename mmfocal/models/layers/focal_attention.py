@@ -14,7 +14,7 @@ from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
 
 from ...ops import (AttentionGeometry, AttentionPath, choose_path, focal_v1_attention, focal_v2_attention,
-                    focal_v2_inference, lookup_bias, scratch)
+                    focal_v2_inference, focal_v2_training, lookup_bias, scratch)
 from .focal_geometry import (MASK_VALUE, FocalV2Geometry, expand_ring_offsets, expand_ring_valid_index,
                              focal_v1_key_index, focal_v2_geometry, focal_v2_padded_rows, relative_position_index,
                              ring_duplicates, window_partition, window_reverse)
@@ -356,6 +356,8 @@ class FocalV2Attention(_WindowAttention):
         path = self._path(x, pooled)
         if path is AttentionPath.FUSED:
             return self._forward_inference(x, pooled if self.focal_level > 1 else None, (h, w), geo, n_keys)
+        if path is AttentionPath.CORE:
+            return self._forward_core(x, pooled if self.focal_level > 1 else None, (h, w), geo, n_keys)
         index = geo.index if self.focal_level > 1 else geo.index.view(-1, n0 + n1)[:, :n0].flatten()
         qkv = self.qkv(x)
         q = window_partition(qkv[..., :c], s).view(b, -1, s * s, heads, d).transpose(2, 3)  # (B, nW, h, s2, d)
@@ -368,8 +370,26 @@ class FocalV2Attention(_WindowAttention):
             out = self._attend_reference(q, src, index, geo, n_keys)
         else:
             out = focal_v2_attention(q, src, self.bias_table(geo).to(q.dtype), index, geo.query_code,
-                                     geo.key_code[..., :n_keys], self.scale, path)
+                                     geo.key_code[..., :n_keys], self.scale)
         return window_reverse(self._output(out), s, hp, wp)
+
+    def _forward_core(self, x: torch.Tensor, pooled: Optional[torch.Tensor], hw: Tuple[int, int],
+                      geo: FocalV2Geometry, n_keys: int) -> torch.Tensor:
+        """The CORE path (:func:`~mmfocal.ops.focal_v2_training`): (B, Hp, Wp, C).
+
+        The qkv layer's query rows project the padded map's tokens, its key/value rows those and the pooled
+        tokens in one call, in the row layout of the inference path.
+        """
+        b, hp, wp, c = x.shape
+        tokens = x.reshape(b, hp * wp, c)
+        both = tokens if pooled is None else torch.cat([tokens, pooled.reshape(b, -1, c)], dim=1)
+        weight, bias = self.qkv.weight, self.qkv.bias
+        q_rows = F.linear(tokens, weight[:c], None if bias is None else bias[:c])
+        kv_rows = F.linear(both, weight[c:], None if bias is None else bias[c:])
+        slots, index = focal_v2_padded_rows(hw, self.window_size, self.topk, self.focal_level, x.device)
+        out = focal_v2_training(q_rows, kv_rows, slots, index, self.bias_table(geo).to(q_rows.dtype),
+                                geo.query_code, geo.key_code[..., :n_keys], self.num_heads, self.scale)
+        return self.proj_drop(self.proj(out)).view(b, hp, wp, c)
 
     def _forward_inference(self, x: torch.Tensor, pooled: Optional[torch.Tensor], hw: Tuple[int, int],
                            geo: FocalV2Geometry, n_keys: int) -> torch.Tensor:
