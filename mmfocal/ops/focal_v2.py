@@ -92,13 +92,14 @@ class FocalV2Core(torch.autograd.Function):
     ``q_rows`` (B, R0, C) holds the query projections of the padded map's R0 tokens (row-major), ``kv_rows``
     (B, R0 + P, 2C) the key/value projections of those tokens, then of the P pooled window tokens (contiguous
     apart: a gradient scattered into rows of a strided (B, R, 3C) tensor took 3x as long); the output is
-    (B, R0, C), row-major, before the output projection: no window partition of the queries, no crop and concatenation of the key/value sources and
-    no window reverse, whose backward passes would copy and zero-fill whole-map buffers. Autograd through the
-    gather, the bias lookup and SDPA would also keep every window's gathered keys, biases and probabilities
-    until the backward pass. Here PyTorch's CPU flash kernel runs forward piece by piece and only its
-    log-sum-exp is kept; backward gathers the keys and looks the biases up again, recomputes the
-    probabilities per piece, writes each query's gradient to its row, scatters the key/value gradients to
-    theirs (:func:`~mmfocal.ops.scatter_add_rows`) and the bias gradients to the table (``scatter_add_``).
+    (B, R0, C), row-major, before the output projection. So no window partition of the queries, crop and
+    concatenation of the key/value sources or window reverse is copied, nor copied and zero-filled again by
+    their backward passes. Autograd through the gather, the bias lookup and SDPA would also keep every
+    window's gathered keys, biases and probabilities until the backward pass. Here PyTorch's CPU flash kernel
+    runs forward piece by piece and only its log-sum-exp is kept; backward gathers the keys and looks the
+    biases up again, recomputes the probabilities per piece, writes each query's gradient to its row, scatters
+    the key/value gradients to theirs (:func:`~mmfocal.ops.scatter_add_rows`) and the bias gradients to the
+    table (``scatter_add_``).
     """
 
     @staticmethod

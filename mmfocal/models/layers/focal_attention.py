@@ -379,7 +379,8 @@ class FocalV2Attention(_WindowAttention):
 
         The qkv layer's query rows and key/value rows of the padded map's tokens, the pooled tokens'
         key/value rows after the latter: the row layout of the inference path. (Projecting the concatenated
-        tokens instead would save that concatenation for the backward pass, +2% peak memory at 512² ×2.)
+        tokens instead saves that concatenation for the backward pass: a training step's peak memory at
+        512² ×2 was 1294 against 1227 MiB.)
         """
         b, hp, wp, c = x.shape
         tokens = x.reshape(b, hp * wp, c)
