@@ -61,11 +61,17 @@ def _window_pieces(n_windows: int, n_keys: int, kv_channels: int, heads: int, s2
     return pieces(n_windows, n_keys * (kv_channels + heads * s2) * like.element_size(), like.device)
 
 
-def _piece_bias(table: torch.Tensor, query_code: torch.Tensor, key_code: torch.Tensor, windows: slice) -> torch.Tensor:
-    """The biases of some windows, (nWc, heads, s2, N), looked up in the table (a transposed view)."""
-    heads, s2, n_keys = table.shape[0], query_code.shape[1], key_code.shape[-1]
-    bias = table.index_select(1, (query_code[windows] - key_code[windows]).flatten())
-    return bias.view(heads, -1, s2, n_keys).transpose(0, 1)
+def _piece_tables(table: torch.Tensor, slots: torch.Tensor, index: torch.Tensor, query_code: torch.Tensor,
+                  key_code: torch.Tensor, windows: slice) -> tuple:
+    """What a piece of windows reads: ``(code, bias, dst, idx)``.
+
+    ``code`` (nWc * s2 * N,) the table entry of every pair, ``bias`` (nWc, heads, s2, N) their biases (a
+    transposed view), ``dst`` / ``idx`` the rows of the piece's queries / keys.
+    """
+    nw, s2, n_keys = query_code.shape[0], query_code.shape[1], key_code.shape[-1]
+    code = (query_code[windows] - key_code[windows]).flatten()
+    bias = table.index_select(1, code).view(table.shape[0], -1, s2, n_keys).transpose(0, 1)
+    return code, bias, slots.view(nw, s2)[windows].flatten(), index.view(nw, n_keys)[windows].flatten()
 
 
 def _attend_piece(q_rows: torch.Tensor, kv_rows: torch.Tensor, dst: torch.Tensor, idx: torch.Tensor,
@@ -111,12 +117,11 @@ class FocalV2Core(torch.autograd.Function):
         out = q_rows.new_empty(b, slots.numel(), c)
         lse = q_rows.new_empty(b, nw, heads, s2, dtype=accumulate_dtype(q_rows.dtype))
         parts = _window_pieces(nw, n_keys, 2 * c, heads, s2, q_rows)
+        flash = flash_cpu_op()
         for windows in parts:
-            bias = _piece_bias(table, query_code, key_code, windows)
-            idx = index.view(nw, n_keys)[windows].flatten()
-            dst = slots.view(nw, s2)[windows].flatten()
+            _, bias, dst, idx = _piece_tables(table, slots, index, query_code, key_code, windows)
             for i in range(b):
-                o, m = _attend_piece(q_rows[i], kv_rows[i], dst, idx, bias, heads, scale, flash_cpu_op())
+                o, m = _attend_piece(q_rows[i], kv_rows[i], dst, idx, bias, heads, scale, flash)
                 out[i].index_copy_(0, dst, o.transpose(1, 2).reshape(-1, c))
                 lse[i, windows] = m
         ctx.save_for_backward(q_rows, kv_rows, table, slots, index, query_code, key_code, out, lse)
@@ -135,10 +140,7 @@ class FocalV2Core(torch.autograd.Function):
         grad_kv_rows = torch.zeros_like(kv_rows)  # summed into
         grad_table = torch.zeros_like(table)
         for windows in ctx.pieces:
-            code = (query_code[windows] - key_code[windows]).flatten()
-            bias = table.index_select(1, code).view(heads, -1, s2, n_keys).transpose(0, 1)
-            idx = index.view(nw, n_keys)[windows].flatten()
-            dst = slots.view(nw, s2)[windows].flatten()
+            code, bias, dst, idx = _piece_tables(table, slots, index, query_code, key_code, windows)
             nwc = windows.stop - windows.start
             grad_bias = None
             for i in range(b):
@@ -222,9 +224,7 @@ def focal_v2_inference(rows: torch.Tensor, slots: torch.Tensor, index: torch.Ten
     out = rows.new_empty(b, slots.numel(), c)
     flash = flash_cpu_op() if rows.device.type == 'cpu' else None
     for windows in _window_pieces(nw, n_keys, 2 * c, heads, s2, rows):
-        bias = _piece_bias(table, query_code, key_code, windows)
-        idx = index.view(nw, n_keys)[windows].flatten()
-        dst = slots.view(nw, s2)[windows].flatten()
+        _, bias, dst, idx = _piece_tables(table, slots, index, query_code, key_code, windows)
         for i in range(b):
             o = _attend_piece(rows[i, :, :c], rows[i, :, c:], dst, idx, bias, heads, scale, flash)[0]
             o = o.transpose(1, 2).reshape(-1, c)  # a view of the flash op's (windows, s2, heads, d) output
