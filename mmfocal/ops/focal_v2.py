@@ -22,8 +22,8 @@ from .focal_v1 import accumulate_dtype
 from .scratch import gather_rows, pieces, scatter_add_rows, scratch
 from .settings import flash_cpu_op
 
-__all__ = ['BiasLookup', 'FocalV2Core', 'focal_v2_attention', 'focal_v2_inference', 'focal_v2_training',
-           'lookup_bias']
+__all__ = ['BiasLookup', 'BiasRows', 'FocalV2Core', 'bias_rows', 'focal_v2_attention', 'focal_v2_inference',
+           'focal_v2_training', 'lookup_bias']
 
 
 class BiasLookup(torch.autograd.Function):
@@ -55,41 +55,73 @@ def lookup_bias(table: torch.Tensor, query_code: torch.Tensor, key_code: torch.T
     return BiasLookup.apply(table, query_code, key_code).transpose(0, 1)
 
 
+class BiasRows(torch.autograd.Function):
+    """``table[:, codes]`` laid out (U, heads, s2): one row of biases per relative key position, with a fast backward.
+
+    ``codes`` (U, s2) holds the table entries of every distinct (window, key) offset for every query of a
+    window (:func:`~mmfocal.models.layers.focal_geometry.focal_v2_bias_rows`). The gradient goes back by one
+    ``scatter_add_`` with the index broadcast over the heads (as in :class:`BiasLookup`).
+    """
+
+    @staticmethod
+    def forward(ctx, table: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(codes)
+        ctx.n_offsets = table.shape[1]
+        return table.index_select(1, codes.flatten()).view(table.shape[0], *codes.shape).transpose(0, 1).contiguous()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple:
+        codes, = ctx.saved_tensors
+        grad = grad.transpose(0, 1).reshape(grad.shape[1], -1)
+        grad_table = grad.new_zeros(grad.shape[0], ctx.n_offsets).scatter_add_(1, codes.flatten().expand_as(grad), grad)
+        return grad_table, None
+
+
+def bias_rows(table: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+    """The bias rows (U, heads, s2) the fused paths gather from: ``table[:, codes]``, differentiable (:class:`BiasRows`)."""
+    return BiasRows.apply(table.contiguous(), codes)
+
+
 def _window_pieces(n_windows: int, n_keys: int, kv_channels: int, heads: int, s2: int,
                    like: torch.Tensor) -> List[slice]:
     """Slices of windows whose gathered keys and biases fit a piece (:func:`~mmfocal.ops.pieces`)."""
     return pieces(n_windows, n_keys * (kv_channels + heads * s2) * like.element_size(), like.device)
 
 
-def _piece_tables(table: torch.Tensor, slots: torch.Tensor, index: torch.Tensor, query_code: torch.Tensor,
-                  key_code: torch.Tensor, windows: slice) -> tuple:
-    """What a piece of windows reads: ``(code, bias, dst, idx)``.
+def _piece_tables(rows: torch.Tensor, slots: torch.Tensor, index: torch.Tensor, bias_index: torch.Tensor,
+                  windows: slice) -> tuple:
+    """What a piece of windows reads: ``(ridx, bias, dst, idx)``.
 
-    ``code`` (nWc * s2 * N,) the table entry of every pair, ``bias`` (nWc, heads, s2, N) their biases (a
-    transposed view), ``dst`` / ``idx`` the rows of the piece's queries / keys.
+    ``ridx`` (nWc * N,) the bias row of every key, ``bias`` (nWc, N, heads, s2) their biases for every
+    query (gathered by rows of ``rows`` (U, heads, s2): key-major, so a (windows, heads, queries, keys) mask
+    is a permuted view), ``dst`` / ``idx`` the rows of the piece's queries / keys.
     """
-    nw, s2, n_keys = query_code.shape[0], query_code.shape[1], key_code.shape[-1]
-    code = (query_code[windows] - key_code[windows]).flatten()
-    bias = table.index_select(1, code).view(table.shape[0], -1, s2, n_keys).transpose(0, 1)
-    return code, bias, slots.view(nw, s2)[windows].flatten(), index.view(nw, n_keys)[windows].flatten()
+    u, heads, s2 = rows.shape
+    nw = slots.numel() // s2
+    n_keys = index.numel() // nw
+    ridx = bias_index.view(nw, n_keys)[windows].flatten()
+    bias = gather_rows(rows.view(u, heads * s2), ridx, 'v2_bias').view(-1, n_keys, heads, s2)
+    return ridx, bias, slots.view(nw, s2)[windows].flatten(), index.view(nw, n_keys)[windows].flatten()
 
 
 def _attend_piece(q_rows: torch.Tensor, kv_rows: torch.Tensor, dst: torch.Tensor, idx: torch.Tensor,
                   bias: torch.Tensor, heads: int, scale: float, flash: Optional[object]) -> tuple:
     """Attention of some windows of one image from its (R0, C) query and (R, 2C) key/value rows: ``(out, lse)``.
 
-    ``out`` (nWc, heads, s2, d) is a view of the kernel's (nWc, s2, heads, d) output; ``lse`` is the flash
-    kernel's log-sum-exp (nWc, heads, s2), None from SDPA.
+    ``bias`` is (nWc, N, heads, s2) (:func:`_piece_tables`). ``out`` (nWc, heads, s2, d) is a view of the
+    kernel's (nWc, s2, heads, d) output; ``lse`` is the flash kernel's log-sum-exp (nWc, heads, s2), None
+    from SDPA.
     """
-    c, s2, n_keys = q_rows.shape[-1], bias.shape[2], bias.shape[3]
+    c, n_keys, s2 = q_rows.shape[-1], bias.shape[1], bias.shape[3]
     d = c // heads
+    mask = bias.permute(0, 2, 3, 1)  # (nWc, heads, s2, N), keys strided: both kernels take it as it is
     q = gather_rows(q_rows, dst, 'v2_q').view(-1, s2, heads, d).transpose(1, 2)
     kv = gather_rows(kv_rows, idx, 'v2_kv').view(-1, n_keys, 2, heads, d)
     k, v = kv[:, :, 0].transpose(1, 2), kv[:, :, 1].transpose(1, 2)
     if flash is not None:
-        out, lse = flash(q, k, v, 0., False, attn_mask=bias, scale=scale)[:2]
+        out, lse = flash(q, k, v, 0., False, attn_mask=mask, scale=scale)[:2]
         return out, lse
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=scale), None
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale), None
 
 
 class FocalV2Core(torch.autograd.Function):
@@ -102,46 +134,49 @@ class FocalV2Core(torch.autograd.Function):
     concatenation of the key/value sources or window reverse is copied, nor copied and zero-filled again by
     their backward passes. Autograd through the gather, the bias lookup and SDPA would also keep every
     window's gathered keys, biases and probabilities until the backward pass. Here PyTorch's CPU flash kernel
-    runs forward piece by piece and only its log-sum-exp is kept; backward gathers the keys and looks the
-    biases up again, recomputes the probabilities per piece, writes each query's gradient to its row, scatters
-    the key/value gradients to theirs (:func:`~mmfocal.ops.scatter_add_rows`) and the bias gradients to the
-    table (``scatter_add_``).
+    runs forward piece by piece and only its log-sum-exp is kept; backward gathers the keys and the bias rows
+    again and recomputes the probabilities per piece, transposed (keys by queries: the gathered bias rows are
+    key-major), writes each query's gradient to its row, scatters the key/value gradients to theirs and the
+    bias gradients to their bias rows (:func:`~mmfocal.ops.scatter_add_rows`).
     """
 
     @staticmethod
-    def forward(ctx, q_rows: torch.Tensor, kv_rows: torch.Tensor, table: torch.Tensor, slots: torch.Tensor,
-                index: torch.Tensor, query_code: torch.Tensor, key_code: torch.Tensor, heads: int,
-                scale: float) -> torch.Tensor:
+    def forward(ctx, q_rows: torch.Tensor, kv_rows: torch.Tensor, rows: torch.Tensor, slots: torch.Tensor,
+                index: torch.Tensor, bias_index: torch.Tensor, heads: int, scale: float) -> torch.Tensor:
         b, _, c = q_rows.shape
-        nw, s2, n_keys = query_code.shape[0], query_code.shape[1], key_code.shape[-1]
+        s2 = rows.shape[2]
+        nw = slots.numel() // s2
+        n_keys = index.numel() // nw
         out = q_rows.new_empty(b, slots.numel(), c)
         lse = q_rows.new_empty(b, nw, heads, s2, dtype=accumulate_dtype(q_rows.dtype))
         parts = _window_pieces(nw, n_keys, 2 * c, heads, s2, q_rows)
         flash = flash_cpu_op()
         for windows in parts:
-            _, bias, dst, idx = _piece_tables(table, slots, index, query_code, key_code, windows)
+            _, bias, dst, idx = _piece_tables(rows, slots, index, bias_index, windows)
             for i in range(b):
                 o, m = _attend_piece(q_rows[i], kv_rows[i], dst, idx, bias, heads, scale, flash)
                 out[i].index_copy_(0, dst, o.transpose(1, 2).reshape(-1, c))
                 lse[i, windows] = m
-        ctx.save_for_backward(q_rows, kv_rows, table, slots, index, query_code, key_code, out, lse)
+        ctx.save_for_backward(q_rows, kv_rows, rows, slots, index, bias_index, out, lse)
         ctx.heads, ctx.scale, ctx.pieces = heads, scale, parts
         return out
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor) -> tuple:
-        q_rows, kv_rows, table, slots, index, query_code, key_code, out, lse = ctx.saved_tensors
+        q_rows, kv_rows, rows, slots, index, bias_index, out, lse = ctx.saved_tensors
         b, r0, c = out.shape
         heads, scale = ctx.heads, ctx.scale
-        nw, s2, n_keys, d = query_code.shape[0], query_code.shape[1], key_code.shape[-1], c // heads
+        s2, d = rows.shape[2], c // heads
+        n_keys = index.numel() // (slots.numel() // s2)
         grad_out = grad_out.contiguous()
         delta = (grad_out * out).view(b, r0, heads, d).sum(-1)  # rowsum(dP * P) == rowsum(dO * O)
         grad_q_rows = torch.empty_like(q_rows)  # each query is one row, written once
         grad_kv_rows = torch.zeros_like(kv_rows)  # summed into
-        grad_table = torch.zeros_like(table)
+        grad_rows = torch.zeros_like(rows)
         for windows in ctx.pieces:
-            code, bias, dst, idx = _piece_tables(table, slots, index, query_code, key_code, windows)
+            ridx, bias, dst, idx = _piece_tables(rows, slots, index, bias_index, windows)
             nwc = windows.stop - windows.start
+            shape_t = (nwc, heads, n_keys, s2)  # transposed probabilities: keys by queries, as the bias rows
             grad_bias = None
             for i in range(b):
                 q = gather_rows(q_rows[i], dst, 'v2_q').view(nwc, s2, heads, d).transpose(1, 2)
@@ -152,28 +187,33 @@ class FocalV2Core(torch.autograd.Function):
                 v = scratch.get('v2_v', (nwc, heads, n_keys, d), out).copy_(kv[:, :, 1].transpose(1, 2))
                 grad_o = gather_rows(grad_out[i], dst, 'v2_grad_o_rows').view(nwc, s2, heads, d).transpose(1, 2)
                 grad_o = scratch.get('v2_grad_o', (nwc, heads, s2, d), out).copy_(grad_o)
-                # probabilities exp(q.k * scale + bias - lse): the bias minus lse is the GEMM's accumulator
-                attn = torch.sub(bias, lse[i, windows].unsqueeze(-1), out=scratch.get('v2_attn', bias.shape, out))
-                attn.view(-1, s2, n_keys).baddbmm_(q_s.view(-1, s2, d), k.view(-1, n_keys, d).transpose(1, 2))
+                # P^T = exp(k.q * scale + bias - lse): the bias minus lse is the GEMM's accumulator
+                attn = torch.sub(bias.transpose(1, 2), lse[i, windows].unsqueeze(2),
+                                 out=scratch.get('v2_attn', shape_t, out))
+                attn.view(-1, n_keys, s2).baddbmm_(k.view(-1, n_keys, d), q_s.view(-1, s2, d).transpose(1, 2))
                 attn.exp_()
                 grad_kv = scratch.get('v2_grad_kv', (nwc, n_keys, 2, heads, d), out)
-                grad_kv[:, :, 1] = torch.matmul(attn.transpose(-1, -2), grad_o).transpose(1, 2)
-                grad_attn = torch.matmul(grad_o, v.transpose(-1, -2))
-                grad_attn.sub_(delta[i].index_select(0, dst).view(nwc, s2, heads, 1).transpose(1, 2))
-                grad_attn.mul_(attn)  # dS, the gradient of the biased logits
-                grad_bias = grad_attn if grad_bias is None else grad_bias.add_(grad_attn)
-                grad_q = torch.matmul(grad_attn, k).mul_(scale)
-                grad_q_rows[i].index_copy_(0, dst, grad_q.transpose(1, 2).reshape(-1, c))
-                grad_kv[:, :, 0] = torch.matmul(grad_attn.transpose(-1, -2), q_s).transpose(1, 2)
+                grad_v = torch.matmul(attn, grad_o, out=scratch.get('v2_grad_v', (nwc, heads, n_keys, d), out))
+                grad_kv[:, :, 1] = grad_v.transpose(1, 2)
+                grad_attn = torch.matmul(v, grad_o.transpose(-1, -2), out=scratch.get('v2_grad_attn', shape_t, out))
+                grad_attn.sub_(delta[i].index_select(0, dst).view(nwc, s2, heads).transpose(1, 2).unsqueeze(2))
+                grad_attn.mul_(attn)  # dS^T, the gradient of the biased logits
+                grad_q = torch.matmul(grad_attn.transpose(-1, -2), k, out=scratch.get('v2_grad_q', q.shape, out))
+                grad_q_rows[i].index_copy_(0, dst, grad_q.mul_(scale).transpose(1, 2).reshape(-1, c))
+                grad_k = torch.matmul(grad_attn, q_s, out=grad_v)
+                grad_kv[:, :, 0] = grad_k.transpose(1, 2)
                 scatter_add_rows(grad_kv_rows[i], idx, grad_kv.view(idx.numel(), -1))
-            grad_bias = grad_bias.transpose(0, 1).reshape(heads, -1)
-            grad_table.scatter_add_(1, code.long().expand_as(grad_bias), grad_bias)
-        return grad_q_rows, grad_kv_rows, grad_table, None, None, None, None, None, None
+                if grad_bias is None:
+                    grad_bias = scratch.get('v2_grad_bias', (nwc, n_keys, heads, s2), out)
+                    grad_bias.copy_(grad_attn.transpose(1, 2))
+                else:
+                    grad_bias.add_(grad_attn.transpose(1, 2))
+            scatter_add_rows(grad_rows.view(rows.shape[0], -1), ridx, grad_bias.view(ridx.numel(), -1))
+        return grad_q_rows, grad_kv_rows, grad_rows, None, None, None, None, None
 
 
 def focal_v2_training(q_rows: torch.Tensor, kv_rows: torch.Tensor, slots: torch.Tensor, index: torch.Tensor,
-                      table: torch.Tensor, query_code: torch.Tensor, key_code: torch.Tensor, heads: int,
-                      scale: float) -> torch.Tensor:
+                      rows: torch.Tensor, bias_index: torch.Tensor, heads: int, scale: float) -> torch.Tensor:
     """The CORE path (:class:`FocalV2Core`): attention output (B, R0, C) per padded token, row-major.
 
     Args:
@@ -181,35 +221,35 @@ def focal_v2_training(q_rows: torch.Tensor, kv_rows: torch.Tensor, slots: torch.
         kv_rows: (B, R0 + P, 2C) the key/value projections of those tokens, then of the P pooled tokens.
         slots: (nW * s2,) long, the row of every query of every window.
         index: (nW * N,) long, the row of every key of every window.
-        table: (h, offsets) position bias per distinct offset.
-        query_code: (nW, s2, 1) int32 and ``key_code`` (nW, 1, N) int32 (:func:`focal_v2_attention`).
+        rows: (U, h, s2) bias rows (:func:`bias_rows`).
+        bias_index: (nW * N,) long, the bias row of every key of every window.
         heads: Attention heads.
         scale: Attention scale.
     """
-    table = table.contiguous()  # see focal_v2_attention: a transposed table gathers and scatters 3-4x slower
-    needs_grad = [t for t in (table, q_rows, kv_rows) if t.requires_grad]
+    needs_grad = [t for t in (rows, q_rows, kv_rows) if t.requires_grad]
     if needs_grad:
         scratch.keep_until_backward(needs_grad[0])
-    return FocalV2Core.apply(q_rows.contiguous(), kv_rows.contiguous(), table, slots, index, query_code, key_code,
+    return FocalV2Core.apply(q_rows.contiguous(), kv_rows.contiguous(), rows.contiguous(), slots, index, bias_index,
                              heads, scale)
 
 
-def focal_v2_inference(rows: torch.Tensor, slots: torch.Tensor, index: torch.Tensor, table: torch.Tensor,
-                       query_code: torch.Tensor, key_code: torch.Tensor, heads: int, scale: float,
-                       proj_weight: torch.Tensor, proj_bias: Optional[torch.Tensor]) -> torch.Tensor:
+def focal_v2_inference(qkv_rows: torch.Tensor, slots: torch.Tensor, index: torch.Tensor, rows: torch.Tensor,
+                       bias_index: torch.Tensor, heads: int, scale: float, proj_weight: torch.Tensor,
+                       proj_bias: Optional[torch.Tensor]) -> torch.Tensor:
     """Inference from the qkv projections to the output projection, a few windows at a time; (B, R0, C).
 
     Queries and keys are gathered per piece from one row per token, the attention output is projected and
     written to its token: no whole-map window partition, key/value concatenation or window reverse.
 
     Args:
-        rows: (B, R, 3C) the qkv projections of the padded map's R0 tokens (row-major), then the key/value
+        qkv_rows: (B, R, 3C) the qkv projections of the padded map's R0 tokens (row-major), then the key/value
             projections (channels C:) of the pooled windows; the pooled rows' first C channels are unused.
         slots: (nW * s2,) long, the row of every query of every window
             (:func:`~mmfocal.models.layers.focal_geometry.focal_v2_padded_rows`).
         index: (nW * N,) long, the row of every key of every window.
-        table: (h, offsets) position bias per distinct offset.
-        query_code: (nW, s2, 1) int32 and ``key_code`` (nW, 1, N) int32 (:func:`focal_v2_attention`).
+        rows: (U, h, s2) bias rows (:func:`bias_rows`).
+        bias_index: (nW * N,) long, the bias row of every key of every window
+            (:func:`~mmfocal.models.layers.focal_geometry.focal_v2_bias_rows`).
         heads: Attention heads.
         scale: Attention scale.
         proj_weight: (C, C) output projection weight.
@@ -218,17 +258,19 @@ def focal_v2_inference(rows: torch.Tensor, slots: torch.Tensor, index: torch.Ten
     Returns:
         The projected output of every padded token (B, R0, C), row-major.
     """
-    b, c = rows.shape[0], rows.shape[-1] // 3
-    nw, s2, n_keys = query_code.shape[0], query_code.shape[1], key_code.shape[-1]
-    table = table.contiguous()
-    out = rows.new_empty(b, slots.numel(), c)
-    flash = flash_cpu_op() if rows.device.type == 'cpu' else None
-    for windows in _window_pieces(nw, n_keys, 2 * c, heads, s2, rows):
-        _, bias, dst, idx = _piece_tables(table, slots, index, query_code, key_code, windows)
+    b, c = qkv_rows.shape[0], qkv_rows.shape[-1] // 3
+    s2 = rows.shape[2]
+    nw = slots.numel() // s2
+    n_keys = index.numel() // nw
+    rows = rows.contiguous()
+    out = qkv_rows.new_empty(b, slots.numel(), c)
+    flash = flash_cpu_op() if qkv_rows.device.type == 'cpu' else None
+    for windows in _window_pieces(nw, n_keys, 2 * c, heads, s2, qkv_rows):
+        _, bias, dst, idx = _piece_tables(rows, slots, index, bias_index, windows)
         for i in range(b):
-            o = _attend_piece(rows[i, :, :c], rows[i, :, c:], dst, idx, bias, heads, scale, flash)[0]
+            o = _attend_piece(qkv_rows[i, :, :c], qkv_rows[i, :, c:], dst, idx, bias, heads, scale, flash)[0]
             o = o.transpose(1, 2).reshape(-1, c)  # a view of the flash op's (windows, s2, heads, d) output
-            proj = scratch.get('v2_proj', (o.shape[0], c), rows)
+            proj = scratch.get('v2_proj', (o.shape[0], c), qkv_rows)
             proj = torch.mm(o, proj_weight.t(), out=proj) if proj_bias is None else \
                 torch.addmm(proj_bias, o, proj_weight.t(), out=proj)
             out[i].index_copy_(0, dst, proj)

@@ -13,11 +13,11 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
 
-from ...ops import (AttentionGeometry, AttentionPath, choose_path, focal_v1_attention, focal_v2_attention,
+from ...ops import (AttentionGeometry, AttentionPath, bias_rows, choose_path, focal_v1_attention, focal_v2_attention,
                     focal_v2_inference, focal_v2_training, lookup_bias, scratch)
 from .focal_geometry import (MASK_VALUE, FocalV2Geometry, expand_ring_offsets, expand_ring_valid_index,
-                             focal_v1_key_index, focal_v2_geometry, focal_v2_padded_rows, relative_position_index,
-                             ring_duplicates, window_partition, window_reverse)
+                             focal_v1_key_index, focal_v2_bias_rows, focal_v2_geometry, focal_v2_padded_rows,
+                             relative_position_index, ring_duplicates, window_partition, window_reverse)
 
 __all__ = ['FocalAttention', 'FocalV2Attention']
 
@@ -355,9 +355,9 @@ class FocalV2Attention(_WindowAttention):
         n_keys = n0 + (n1 if self.focal_level > 1 else 0)
         path = self._path(x, pooled)
         if path is AttentionPath.FUSED:
-            return self._forward_inference(x, pooled if self.focal_level > 1 else None, (h, w), geo, n_keys)
+            return self._forward_inference(x, pooled if self.focal_level > 1 else None, (h, w), geo)
         if path is AttentionPath.CORE:
-            return self._forward_core(x, pooled if self.focal_level > 1 else None, (h, w), geo, n_keys)
+            return self._forward_core(x, pooled if self.focal_level > 1 else None, (h, w), geo)
         index = geo.index if self.focal_level > 1 else geo.index.view(-1, n0 + n1)[:, :n0].flatten()
         qkv = self.qkv(x)
         q = window_partition(qkv[..., :c], s).view(b, -1, s * s, heads, d).transpose(2, 3)  # (B, nW, h, s2, d)
@@ -374,7 +374,7 @@ class FocalV2Attention(_WindowAttention):
         return window_reverse(self._output(out), s, hp, wp)
 
     def _forward_core(self, x: torch.Tensor, pooled: Optional[torch.Tensor], hw: Tuple[int, int],
-                      geo: FocalV2Geometry, n_keys: int) -> torch.Tensor:
+                      geo: FocalV2Geometry) -> torch.Tensor:
         """The CORE path (:func:`~mmfocal.ops.focal_v2_training`): (B, Hp, Wp, C).
 
         The qkv layer's query rows and key/value rows of the padded map's tokens, the pooled tokens'
@@ -390,12 +390,13 @@ class FocalV2Attention(_WindowAttention):
         if pooled is not None:
             kv_rows = torch.cat([kv_rows, self._pooled_kv(pooled).reshape(b, -1, 2 * c)], dim=1)
         slots, index = focal_v2_padded_rows(hw, self.window_size, self.topk, self.focal_level, x.device)
-        out = focal_v2_training(q_rows, kv_rows, slots, index, self.bias_table(geo).to(q_rows.dtype),
-                                geo.query_code, geo.key_code[..., :n_keys], self.num_heads, self.scale)
+        codes, bias_index = focal_v2_bias_rows(hw, self.window_size, self.topk, self.focal_level, x.device)
+        rows = bias_rows(self.bias_table(geo).to(q_rows.dtype), codes)
+        out = focal_v2_training(q_rows, kv_rows, slots, index, rows, bias_index, self.num_heads, self.scale)
         return self.proj_drop(self.proj(out)).view(b, hp, wp, c)
 
     def _forward_inference(self, x: torch.Tensor, pooled: Optional[torch.Tensor], hw: Tuple[int, int],
-                           geo: FocalV2Geometry, n_keys: int) -> torch.Tensor:
+                           geo: FocalV2Geometry) -> torch.Tensor:
         """The FUSED path (:func:`~mmfocal.ops.focal_v2_inference`): (B, Hp, Wp, C).
 
         The qkv layer writes every padded token's row and the pooled windows' key/value rows into one reused
@@ -413,9 +414,9 @@ class FocalV2Attention(_WindowAttention):
         if n_pooled:
             rows[:, hp * wp:, c:] = self._pooled_kv(pooled).view(b, n_pooled, 2 * c)
         slots, index = focal_v2_padded_rows(hw, self.window_size, self.topk, self.focal_level, x.device)
-        out = focal_v2_inference(rows, slots, index, self.bias_table(geo).to(x.dtype), geo.query_code,
-                                 geo.key_code[..., :n_keys], self.num_heads, self.scale, self.proj.weight,
-                                 self.proj.bias)
+        codes, bias_index = focal_v2_bias_rows(hw, self.window_size, self.topk, self.focal_level, x.device)
+        out = focal_v2_inference(rows, slots, index, bias_rows(self.bias_table(geo).to(x.dtype), codes), bias_index,
+                                 self.num_heads, self.scale, self.proj.weight, self.proj.bias)
         return self.proj_drop(out.view(b, hp, wp, c))
 
     def _attend_reference(self, q: torch.Tensor, src: torch.Tensor, index: torch.Tensor, geo: FocalV2Geometry,

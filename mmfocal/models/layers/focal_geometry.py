@@ -28,7 +28,8 @@ from ...ops import cached_geometry, get_attention_settings
 
 __all__ = ['MASK_VALUE', 'expand_ring_offsets', 'expand_ring_valid_index', 'ring_duplicates',
            'relative_position_index', 'window_partition', 'window_reverse', 'window_key_index',
-           'focal_v1_key_index', 'nearest_keys', 'FocalV2Geometry', 'focal_v2_geometry', 'focal_v2_padded_rows']
+           'focal_v1_key_index', 'nearest_keys', 'FocalV2Geometry', 'focal_v2_geometry', 'focal_v2_padded_rows',
+           'focal_v2_bias_rows']
 
 # Additive mask value of the official code (Swin convention); finite, so fp16/bf16 stay finite.
 MASK_VALUE = -100.0
@@ -324,3 +325,38 @@ def focal_v2_padded_rows(hw: Tuple[int, int], window_size: int, topk: int, focal
         return slots.flatten().to(device), keys.flatten().to(device)
 
     return cached_geometry(('v2', (h, w), s, topk, str(device), 'padded_rows', focal_level), build)
+
+
+def focal_v2_bias_rows(hw: Tuple[int, int], window_size: int, topk: int, focal_level: int,
+                       device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Focal-fast's bias lookup by rows: one row of s*s table entries per distinct (window, key) offset.
+
+    The table entry of query q of window w and its key k is ``query_code[w, q] - key_code[w, k]``, which is
+    that of the window's first query plus the query's offset inside the window. So the biases of one key for
+    all queries of its window are one row ``table[:, codes[u]]``, where u is the key's position relative to
+    its window; the fused paths gather such rows (hundreds of bytes each) instead of one value per pair.
+    Cached per map size.
+
+    Args:
+        hw: Real (unpadded) map size.
+        window_size: Window side s.
+        topk: Keys per level and window.
+        focal_level: Levels attended (1: the level-0 keys of each window only).
+        device: Where the tables are used.
+
+    Returns:
+        ``codes`` (U, s*s) long, the table entries of every distinct relative key position for every query of a
+        window, and ``rows`` (nW * N,) long, the row of ``codes`` of every key of every window.
+    """
+    h, w = int(hw[0]), int(hw[1])
+
+    def build() -> Tuple[torch.Tensor, torch.Tensor]:
+        geo = focal_v2_geometry((h, w), window_size, topk, torch.device('cpu'))
+        n0, n1 = geo.n_keys
+        first = geo.query_code[:, :1, :] - geo.key_code[:, :, :n0 if focal_level == 1 else n0 + n1]  # (nW, 1, N)
+        distinct, rows = torch.unique(first.flatten(), return_inverse=True)
+        inside = geo.query_code[0, :, 0] - geo.query_code[0, 0, 0]  # (s*s,) the same for every window
+        codes = distinct.long()[:, None] + inside.long()[None, :]
+        return codes.to(device), rows.flatten().to(device)
+
+    return cached_geometry(('v2', (h, w), window_size, topk, str(device), 'bias_rows', focal_level), build)
