@@ -104,17 +104,25 @@ def _piece_tables(rows: torch.Tensor, slots: torch.Tensor, index: torch.Tensor, 
     return ridx, bias, slots.view(nw, s2)[windows].flatten(), index.view(nw, n_keys)[windows].flatten()
 
 
+def _mask(bias: torch.Tensor) -> torch.Tensor:
+    """The (nWc, heads, s2, N) attention mask of a piece's key-major biases (nWc, N, heads, s2), contiguous.
+
+    Copied once per piece for all its images: both kernels copy a mask whose keys are strided, once per call.
+    """
+    nwc, n_keys, heads, s2 = bias.shape
+    return scratch.get('v2_mask', (nwc, heads, s2, n_keys), bias).copy_(bias.permute(0, 2, 3, 1))
+
+
 def _attend_piece(q_rows: torch.Tensor, kv_rows: torch.Tensor, dst: torch.Tensor, idx: torch.Tensor,
-                  bias: torch.Tensor, heads: int, scale: float, flash: Optional[object]) -> tuple:
+                  mask: torch.Tensor, heads: int, scale: float, flash: Optional[object]) -> tuple:
     """Attention of some windows of one image from its (R0, C) query and (R, 2C) key/value rows: ``(out, lse)``.
 
-    ``bias`` is (nWc, N, heads, s2) (:func:`_piece_tables`). ``out`` (nWc, heads, s2, d) is a view of the
+    ``mask`` is the (nWc, heads, s2, N) bias (:func:`_mask`). ``out`` (nWc, heads, s2, d) is a view of the
     kernel's (nWc, s2, heads, d) output; ``lse`` is the flash kernel's log-sum-exp (nWc, heads, s2), None
     from SDPA.
     """
-    c, n_keys, s2 = q_rows.shape[-1], bias.shape[1], bias.shape[3]
+    c, s2, n_keys = q_rows.shape[-1], mask.shape[2], mask.shape[3]
     d = c // heads
-    mask = bias.permute(0, 2, 3, 1)  # (nWc, heads, s2, N), keys strided: both kernels take it as it is
     q = gather_rows(q_rows, dst, 'v2_q').view(-1, s2, heads, d).transpose(1, 2)
     kv = gather_rows(kv_rows, idx, 'v2_kv').view(-1, n_keys, 2, heads, d)
     k, v = kv[:, :, 0].transpose(1, 2), kv[:, :, 1].transpose(1, 2)
@@ -153,8 +161,9 @@ class FocalV2Core(torch.autograd.Function):
         flash = flash_cpu_op()
         for windows in parts:
             _, bias, dst, idx = _piece_tables(rows, slots, index, bias_index, windows)
+            mask = _mask(bias)
             for i in range(b):
-                o, m = _attend_piece(q_rows[i], kv_rows[i], dst, idx, bias, heads, scale, flash)
+                o, m = _attend_piece(q_rows[i], kv_rows[i], dst, idx, mask, heads, scale, flash)
                 out[i].index_copy_(0, dst, o.transpose(1, 2).reshape(-1, c))
                 lse[i, windows] = m
         ctx.save_for_backward(q_rows, kv_rows, rows, slots, index, bias_index, out, lse)
@@ -267,8 +276,9 @@ def focal_v2_inference(qkv_rows: torch.Tensor, slots: torch.Tensor, index: torch
     flash = flash_cpu_op() if qkv_rows.device.type == 'cpu' else None
     for windows in _window_pieces(nw, n_keys, 2 * c, heads, s2, qkv_rows):
         _, bias, dst, idx = _piece_tables(rows, slots, index, bias_index, windows)
+        mask = _mask(bias)
         for i in range(b):
-            o = _attend_piece(qkv_rows[i, :, :c], qkv_rows[i, :, c:], dst, idx, bias, heads, scale, flash)[0]
+            o = _attend_piece(qkv_rows[i, :, :c], qkv_rows[i, :, c:], dst, idx, mask, heads, scale, flash)[0]
             o = o.transpose(1, 2).reshape(-1, c)  # a view of the flash op's (windows, s2, heads, d) output
             proj = scratch.get('v2_proj', (o.shape[0], c), qkv_rows)
             proj = torch.mm(o, proj_weight.t(), out=proj) if proj_bias is None else \
