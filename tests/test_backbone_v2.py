@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mmfocal.models import FocalTransformerV2
-from mmfocal.models.layers import focal_v2_geometry, nearest_keys
-from mmfocal.ops import attention_settings
+from mmfocal.models.layers import focal_v2_bias_rows, focal_v2_geometry, nearest_keys
+from mmfocal.ops import attention_settings, bias_rows
 
 SMALL = dict(embed_dims=16, depths=(1, 1, 1, 1), num_heads=(1, 2, 2, 4), drop_path_rate=0.)
 
@@ -99,6 +99,24 @@ def test_bias_table_lookup_equals_the_mlp_on_every_pair() -> None:
     per_pair = attn.position_bias(geo, per_pair=True)
     assert table.shape == per_pair.shape == (4 * 6, 1, 49, sum(geo.n_keys))
     assert (table - per_pair).abs().max().item() <= 1e-6
+
+
+@pytest.mark.parametrize('hw,focal_level', [((23, 40), 2), ((9, 9), 2), ((30, 17), 1)])
+def test_bias_rows_address_the_table_entry_of_every_pair(hw: Tuple[int, int], focal_level: int) -> None:
+    # the fused paths look a pair's bias up as row `rows[w, k]` of `codes`, column q: the same table entry as
+    # query_code[w, q] - key_code[w, k]; BiasRows' gradient is the one of the plain gather
+    geo = focal_v2_geometry(hw, 7, 16, torch.device('cpu'))
+    codes, rows = focal_v2_bias_rows(hw, 7, 16, focal_level, torch.device('cpu'))
+    n_keys = geo.n_keys[0] + (geo.n_keys[1] if focal_level > 1 else 0)
+    per_pair = (geo.query_code - geo.key_code[..., :n_keys]).long()  # (nW, s2, N)
+    looked_up = codes[rows.view(-1, n_keys)].transpose(1, 2)  # (nW, s2, N)
+    assert torch.equal(looked_up, per_pair)
+    assert codes.shape[0] == torch.unique(per_pair[:, 0]).numel()  # one row per distinct relative key position
+    table = torch.randn(3, int(per_pair.max()) + 5, dtype=torch.float64, requires_grad=True)
+    grad = torch.randn(codes.shape[0], 3, codes.shape[1], dtype=torch.float64)
+    ours = torch.autograd.grad(bias_rows(table, codes), table, grad)[0]
+    plain = torch.autograd.grad(table[:, codes].transpose(0, 1), table, grad)[0]
+    assert torch.allclose(ours, plain)
 
 
 @pytest.mark.parametrize('piece_bytes,cpu_flash,kwargs', [
