@@ -138,11 +138,13 @@ def test_inference_pieces_equal_the_whole_map(piece_bytes: int, cpu_flash: bool,
 
 
 @pytest.mark.parametrize('settings,kwargs', [(dict(), {}), (dict(piece_bytes=1), {}), (dict(cpu_flash=False), {}),
-                                             (dict(), dict(focal_levels=(2, 1, 2, 1), qkv_bias=False))])
+                                             (dict(), dict(focal_levels=(2, 1, 2, 1), qkv_bias=False)),
+                                             (dict(piece_bytes=1), dict(focal_topk=8))])
 def test_training_gradients_reach_every_parameter_and_match_the_reference(settings: dict, kwargs: dict) -> None:
     # default: the CPU training core (flash forward, own backward) where torch has the op; piece_bytes=1: one
     # window per piece; cpu_flash=False: autograd through SDPA (torch 2.1, other devices); stages without
-    # pooled keys and a qkv layer without bias
+    # pooled keys and a qkv layer without bias; focal_topk=8: fewer keys than tokens and pooled windows (as at
+    # detection sizes), so windows differ in their relative key positions and bias rows
     grads = []
     x = torch.randn(2, 3, 90, 61)
     for impl in ('fast', 'reference'):

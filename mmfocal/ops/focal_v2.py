@@ -78,7 +78,8 @@ class BiasRows(torch.autograd.Function):
 
 
 def bias_rows(table: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
-    """The bias rows (U, heads, s2) the fused paths gather from: ``table[:, codes]``, differentiable (:class:`BiasRows`)."""
+    """The bias rows (U, heads, s2) the fused paths gather from: ``table[:, codes]``, differentiable
+    (:class:`BiasRows`)."""
     return BiasRows.apply(table.contiguous(), codes)
 
 
