@@ -1,6 +1,6 @@
 """All attention machinery of mmfocal: both families' kernels and autograd functions, the dispatcher that picks
 one per call, the piece policy and reused buffers of the CPU loops, the gather-table cache, the settings, and
-the inference MLP that runs in the same pieces."""
+the MLP half of a block (inference, CPU training) that runs in the same pieces."""
 
 from .dispatch import (AttentionPath, cached_geometry, choose_path, clear_geometry_cache, compiling, exporting,
                        pad_bottom_right)

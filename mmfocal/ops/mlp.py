@@ -86,7 +86,9 @@ class MlpResidualCore(torch.autograd.Function):
         mean = x.new_empty(rows, 1, dtype=torch.float32 if x.dtype != torch.float64 else x.dtype)
         rstd = torch.empty_like(mean)
         out = torch.empty_like(x)
-        parts = pieces(rows, 4 * (hidden + c) * x.element_size(), x.device)
+        # pieces of piece_bytes of hidden and output rows (~8k rows at C=96): the weight gradients are GEMMs over
+        # a piece's rows, and larger pieces run them faster than the L2-sized pieces of inference
+        parts = pieces(rows, (hidden + c) * x.element_size(), x.device)
         for part in parts:
             normed, mean[part], rstd[part] = torch.native_layer_norm(x[part], [c], norm_weight, norm_bias, eps)
             torch.addmm(fc1_bias, normed, fc1_weight.t(), out=h[part])
@@ -96,7 +98,7 @@ class MlpResidualCore(torch.autograd.Function):
                 y.mul_(scale[part])
             y.add_(x[part])
         ctx.save_for_backward(x, norm_weight, norm_bias, fc1_weight, fc2_weight, h, mean, rstd, scale)
-        ctx.parts, ctx.has_bias = parts, (fc1_bias is not None, fc2_bias is not None)
+        ctx.parts, ctx.eps, ctx.has_bias = parts, eps, (fc1_bias is not None, fc2_bias is not None)
         return out
 
     @staticmethod
@@ -119,8 +121,7 @@ class MlpResidualCore(torch.autograd.Function):
             grad_fc2_bias += g.sum(0)
             grad_h = torch.mm(g, fc2_weight, out=scratch.get('mlp_grad_hidden', (n, hidden), x))
             torch.ops.aten.gelu_backward.grad_input(grad_h, h[part], grad_input=grad_h)  # in place, elementwise
-            normed = torch.sub(x[part], mean[part], out=scratch.get('mlp_normed', (n, c), x))
-            normed.mul_(rstd[part]).mul_(norm_weight).add_(norm_bias)
+            normed = torch.native_layer_norm(x[part], [c], norm_weight, norm_bias, ctx.eps)[0]
             grads[2].addmm_(grad_h.t(), normed)
             grad_fc1_bias += grad_h.sum(0)
             grad_normed = torch.mm(grad_h, fc1_weight, out=scratch.get('mlp_grad_normed', (n, c), x))
