@@ -9,13 +9,11 @@ import torch
 import torch.nn as nn
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from mmcv.cnn.bricks.drop import DropPath
 from mmengine.logging import MMLogger
 
 from mmfocal.models import FocalTransformer
 from mmfocal.models.layers import FocalAttention, expand_ring_offsets, ring_duplicates
-from mmfocal.ops import (attention_settings, flash_cpu_op, fused_mlp_applies, fused_mlp_residual_, mlp_core_applies,
-                         mlp_residual_core, scratch)
+from mmfocal.ops import attention_settings, flash_cpu_op, fused_mlp_applies, fused_mlp_residual_, scratch
 
 SMALL = dict(embed_dims=32, depths=(1, 1, 1, 1), num_heads=(1, 2, 4, 8), drop_path_rate=0.)
 
@@ -455,46 +453,6 @@ def test_inference_mlp_applies_only_where_it_computes_the_same() -> None:
         assert not fused_mlp_applies(x, norm, fc1, nn.GELU(approximate='tanh'), fc2, stochastic=False)
         assert not fused_mlp_applies(x, nn.GroupNorm(1, 24), fc1, act, fc2, stochastic=False)
         assert not fused_mlp_applies(x.transpose(0, 1), norm, fc1, act, fc2, stochastic=False)
-
-
-@pytest.mark.parametrize('piece_bytes,drop_path_prob', [(None, 0.), (1, 0.), (4096, 0.5), (None, 0.5)])
-def test_training_mlp_core_equals_the_modules(piece_bytes: Optional[int], drop_path_prob: float) -> None:
-    # output and every gradient (input, norm, both linear layers) of the training MLP against autograd through
-    # the modules, with one row per piece, a few rows or one piece, and stochastic depth drawing the same mask
-    norm, fc1, act, fc2 = _mlp_modules()
-    drop_path = DropPath(drop_path_prob) if drop_path_prob else nn.Identity()
-    x = torch.randn(4, 37, 24, requires_grad=True)
-    grad = torch.randn(4, 37, 24)
-    params = [x, *norm.parameters(), *fc1.parameters(), *fc2.parameters()]
-    torch.manual_seed(1)
-    expected = x + drop_path(fc2(act(fc1(norm(x)))))
-    expected_grads = torch.autograd.grad(expected, params, grad)
-    changes = {} if piece_bytes is None else {'piece_bytes': piece_bytes}
-    with attention_settings(**changes):
-        assert mlp_core_applies(x, norm, fc1, act, fc2, dropout=False)
-        torch.manual_seed(1)
-        out = mlp_residual_core(x, norm, fc1, fc2, drop_path_prob)
-        grads = torch.autograd.grad(out, params, grad)
-    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-6)
-    if drop_path_prob:  # the same samples dropped, some of them
-        dropped = (out - x).flatten(1).abs().amax(1) == 0
-        assert torch.equal(dropped, (expected - x).flatten(1).abs().amax(1) == 0) and 0 < dropped.sum() < 4
-    for ours, theirs in zip(grads, expected_grads):
-        torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-5)
-
-
-def test_training_mlp_core_applies_only_where_it_computes_the_same() -> None:
-    norm, fc1, act, fc2 = _mlp_modules()
-    x = torch.randn(2, 5, 24)
-    assert mlp_core_applies(x, norm, fc1, act, fc2, dropout=False)
-    assert not mlp_core_applies(x, norm, fc1, act, fc2, dropout=True)
-    assert not mlp_core_applies(x, norm, fc1, nn.GELU(approximate='tanh'), fc2, dropout=False)
-    assert not mlp_core_applies(x, nn.LayerNorm(24, elementwise_affine=False), fc1, act, fc2, dropout=False)
-    assert not mlp_core_applies(x.bfloat16(), norm, fc1, act, fc2, dropout=False)
-    with torch.autocast('cpu', dtype=torch.bfloat16):
-        assert not mlp_core_applies(x, norm, fc1, act, fc2, dropout=False)
-    with torch.no_grad():  # inference takes fused_mlp_residual_
-        assert not mlp_core_applies(x, norm, fc1, act, fc2, dropout=False)
 
 
 def test_backbone_inference_equals_its_autograd_forward() -> None:

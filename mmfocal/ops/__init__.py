@@ -1,6 +1,6 @@
 """All attention machinery of mmfocal: both families' kernels and autograd functions, the dispatcher that picks
 one per call, the piece policy and reused buffers of the CPU loops, the gather-table cache, the settings, and
-the MLP half of a block (inference, CPU training) that runs in the same pieces."""
+the inference MLP that runs in the same pieces."""
 
 from .dispatch import (AttentionPath, cached_geometry, choose_path, clear_geometry_cache, compiling, exporting,
                        pad_bottom_right)
@@ -8,14 +8,13 @@ from .focal_v1 import (AttentionGeometry, FocalAttentionCore, accumulate_dtype, 
                        pack_qkv)
 from .focal_v2 import (BiasLookup, BiasRows, FocalV2Core, bias_rows, focal_v2_attention, focal_v2_inference,
                        focal_v2_training, lookup_bias)
-from .mlp import MlpResidualCore, fused_mlp_applies, fused_mlp_residual_, mlp_core_applies, mlp_residual_core
+from .mlp import fused_mlp_applies, fused_mlp_residual_
 from .scratch import ScratchBuffers, gather_rows, pieces, scatter_add_rows, scratch
 from .settings import AttentionSettings, attention_settings, flash_cpu_op, get_attention_settings
 
 __all__ = ['AttentionGeometry', 'AttentionPath', 'AttentionSettings', 'BiasLookup', 'BiasRows', 'FocalAttentionCore',
-           'FocalV2Core', 'MlpResidualCore', 'ScratchBuffers', 'accumulate_dtype', 'attention_settings', 'bias_rows',
-           'cached_geometry', 'choose_path', 'clear_geometry_cache', 'compiling', 'exporting', 'flash_cpu_op',
-           'focal_v1_attention', 'focal_v2_attention', 'focal_v2_inference', 'focal_v2_training', 'fused_attention',
-           'fused_mlp_applies', 'fused_mlp_residual_', 'gather_rows', 'get_attention_settings', 'lookup_bias',
-           'mlp_core_applies', 'mlp_residual_core', 'pack_qkv', 'pad_bottom_right', 'pieces', 'scatter_add_rows',
-           'scratch']
+           'FocalV2Core', 'ScratchBuffers', 'accumulate_dtype', 'attention_settings', 'bias_rows', 'cached_geometry',
+           'choose_path', 'clear_geometry_cache', 'compiling', 'exporting', 'flash_cpu_op', 'focal_v1_attention',
+           'focal_v2_attention', 'focal_v2_inference', 'focal_v2_training', 'fused_attention', 'fused_mlp_applies',
+           'fused_mlp_residual_', 'gather_rows', 'get_attention_settings', 'lookup_bias', 'pack_qkv',
+           'pad_bottom_right', 'pieces', 'scatter_add_rows', 'scratch']

@@ -11,7 +11,7 @@ from mmcv.cnn.bricks.drop import DropPath
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
 
-from ...ops import fused_mlp_applies, fused_mlp_residual_, mlp_core_applies, mlp_residual_core, pad_bottom_right
+from ...ops import fused_mlp_applies, fused_mlp_residual_, pad_bottom_right
 from .focal_attention import FocalAttention, FocalV2Attention
 
 __all__ = ['FocalMlp', 'FocalBlock', 'FocalV2Block', 'FocalPatchEmbed', 'FocalStage', 'build_pool_layers',
@@ -152,9 +152,6 @@ class _FocalBlockBase(BaseModule):
         stochastic = self.training and (mlp.drop.p > 0 or isinstance(self.drop_path, DropPath))
         if fused_mlp_applies(x, self.norm2, mlp.fc1, mlp.act, mlp.fc2, stochastic):
             return fused_mlp_residual_(x, self.norm2, mlp.fc1, mlp.fc2)  # x is this block's own sum
-        if mlp_core_applies(x, self.norm2, mlp.fc1, mlp.act, mlp.fc2, self.training and mlp.drop.p > 0):
-            drop = self.drop_path.drop_prob if self.training and isinstance(self.drop_path, DropPath) else 0.
-            return mlp_residual_core(x, self.norm2, mlp.fc1, mlp.fc2, drop)
         return x + self.drop_path(mlp(self.norm2(x)))
 
 
