@@ -104,7 +104,7 @@ def test_bias_table_lookup_equals_the_mlp_on_every_pair() -> None:
 @pytest.mark.parametrize('hw,focal_level', [((23, 40), 2), ((9, 9), 2), ((30, 17), 1)])
 def test_bias_rows_address_the_table_entry_of_every_pair(hw: Tuple[int, int], focal_level: int) -> None:
     # the fused paths look a pair's bias up as row `rows[w, k]` of `codes`, column q: the same table entry as
-    # query_code[w, q] - key_code[w, k]; BiasRows' gradient is the one of the plain gather
+    # query_code[w, q] - key_code[w, k]; bias_rows' gradient is the one of the plain gather
     geo = focal_v2_geometry(hw, 7, 16, torch.device('cpu'))
     codes, rows = focal_v2_bias_rows(hw, 7, 16, focal_level, torch.device('cpu'))
     n_keys = geo.n_keys[0] + (geo.n_keys[1] if focal_level > 1 else 0)

@@ -6,13 +6,13 @@ from .dispatch import (AttentionPath, cached_geometry, choose_path, clear_geomet
                        pad_bottom_right)
 from .focal_v1 import (AttentionGeometry, FocalAttentionCore, accumulate_dtype, focal_v1_attention, fused_attention,
                        pack_qkv)
-from .focal_v2 import (BiasLookup, BiasRows, FocalV2Core, bias_rows, focal_v2_attention, focal_v2_inference,
+from .focal_v2 import (BiasLookup, FocalV2Core, bias_rows, focal_v2_attention, focal_v2_inference,
                        focal_v2_training, lookup_bias)
 from .mlp import fused_mlp_applies, fused_mlp_residual_
 from .scratch import ScratchBuffers, gather_rows, pieces, scatter_add_rows, scratch
 from .settings import AttentionSettings, attention_settings, flash_cpu_op, get_attention_settings
 
-__all__ = ['AttentionGeometry', 'AttentionPath', 'AttentionSettings', 'BiasLookup', 'BiasRows', 'FocalAttentionCore',
+__all__ = ['AttentionGeometry', 'AttentionPath', 'AttentionSettings', 'BiasLookup', 'FocalAttentionCore',
            'FocalV2Core', 'ScratchBuffers', 'accumulate_dtype', 'attention_settings', 'bias_rows', 'cached_geometry',
            'choose_path', 'clear_geometry_cache', 'compiling', 'exporting', 'flash_cpu_op', 'focal_v1_attention',
            'focal_v2_attention', 'focal_v2_inference', 'focal_v2_training', 'fused_attention', 'fused_mlp_applies',

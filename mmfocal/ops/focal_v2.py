@@ -22,7 +22,7 @@ from .focal_v1 import accumulate_dtype
 from .scratch import gather_rows, pieces, scatter_add_rows, scratch
 from .settings import flash_cpu_op
 
-__all__ = ['BiasLookup', 'BiasRows', 'FocalV2Core', 'bias_rows', 'focal_v2_attention', 'focal_v2_inference',
+__all__ = ['BiasLookup', 'FocalV2Core', 'bias_rows', 'focal_v2_attention', 'focal_v2_inference',
            'focal_v2_training', 'lookup_bias']
 
 
@@ -55,32 +55,14 @@ def lookup_bias(table: torch.Tensor, query_code: torch.Tensor, key_code: torch.T
     return BiasLookup.apply(table, query_code, key_code).transpose(0, 1)
 
 
-class BiasRows(torch.autograd.Function):
-    """``table[:, codes]`` laid out (U, heads, s2): one row of biases per relative key position, with a fast backward.
+def bias_rows(table: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+    """The bias rows (U, heads, s2) the fused paths gather from: ``table[:, codes]``, differentiable.
 
     ``codes`` (U, s2) holds the table entries of every distinct (window, key) offset for every query of a
-    window (:func:`~mmfocal.models.layers.focal_geometry.focal_v2_bias_rows`). The gradient goes back by one
-    ``scatter_add_`` with the index broadcast over the heads (as in :class:`BiasLookup`).
+    window (:func:`~mmfocal.models.layers.focal_geometry.focal_v2_bias_rows`); the gradient goes back through
+    :class:`BiasLookup`'s scatter.
     """
-
-    @staticmethod
-    def forward(ctx, table: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(codes)
-        ctx.n_offsets = table.shape[1]
-        return table.index_select(1, codes.flatten()).view(table.shape[0], *codes.shape).transpose(0, 1).contiguous()
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple:
-        codes, = ctx.saved_tensors
-        grad = grad.transpose(0, 1).reshape(grad.shape[1], -1)
-        grad_table = grad.new_zeros(grad.shape[0], ctx.n_offsets).scatter_add_(1, codes.flatten().expand_as(grad), grad)
-        return grad_table, None
-
-
-def bias_rows(table: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
-    """The bias rows (U, heads, s2) the fused paths gather from: ``table[:, codes]``, differentiable
-    (:class:`BiasRows`)."""
-    return BiasRows.apply(table.contiguous(), codes)
+    return BiasLookup.apply(table.contiguous(), codes, codes.new_zeros(())).transpose(0, 1).contiguous()
 
 
 def _window_pieces(n_windows: int, n_keys: int, kv_channels: int, heads: int, s2: int,

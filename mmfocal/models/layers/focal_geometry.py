@@ -335,14 +335,7 @@ def focal_v2_bias_rows(hw: Tuple[int, int], window_size: int, topk: int, focal_l
     that of the window's first query plus the query's offset inside the window. So the biases of one key for
     all queries of its window are one row ``table[:, codes[u]]``, where u is the key's position relative to
     its window; the fused paths gather such rows (hundreds of bytes each) instead of one value per pair.
-    Cached per map size.
-
-    Args:
-        hw: Real (unpadded) map size.
-        window_size: Window side s.
-        topk: Keys per level and window.
-        focal_level: Levels attended (1: the level-0 keys of each window only).
-        device: Where the tables are used.
+    Cached per map size; arguments as for :func:`focal_v2_padded_rows`.
 
     Returns:
         ``codes`` (U, s*s) long, the table entries of every distinct relative key position for every query of a
@@ -357,6 +350,6 @@ def focal_v2_bias_rows(hw: Tuple[int, int], window_size: int, topk: int, focal_l
         distinct, rows = torch.unique(first.flatten(), return_inverse=True)
         inside = geo.query_code[0, :, 0] - geo.query_code[0, 0, 0]  # (s*s,) the same for every window
         codes = distinct.long()[:, None] + inside.long()[None, :]
-        return codes.to(device), rows.flatten().to(device)
+        return codes.to(device), rows.to(device)
 
     return cached_geometry(('v2', (h, w), window_size, topk, str(device), 'bias_rows', focal_level), build)
