@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from mmfocal.models import FocalTransformerV2
 from mmfocal.models.layers import focal_v2_bias_rows, focal_v2_geometry, nearest_keys
-from mmfocal.ops import attention_settings, bias_rows
+from mmfocal.ops import AttentionPath, attention_settings, bias_rows
 
 SMALL = dict(embed_dims=16, depths=(1, 1, 1, 1), num_heads=(1, 2, 2, 4), drop_path_rate=0.)
 
@@ -138,13 +138,26 @@ def test_inference_pieces_equal_the_whole_map(piece_bytes: int, cpu_flash: bool,
 
 
 @pytest.mark.parametrize('settings,kwargs', [(dict(), {}), (dict(piece_bytes=1), {}), (dict(cpu_flash=False), {}),
+                                             (dict(cpu_flash=False, piece_bytes=1), dict(focal_topk=8)),
                                              (dict(), dict(focal_levels=(2, 1, 2, 1), qkv_bias=False)),
-                                             (dict(piece_bytes=1), dict(focal_topk=8))])
-def test_training_gradients_reach_every_parameter_and_match_the_reference(settings: dict, kwargs: dict) -> None:
+                                             (dict(piece_bytes=1), dict(focal_topk=8)), ('autograd', {})])
+def test_training_gradients_reach_every_parameter_and_match_the_reference(settings, kwargs: dict,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     # default: the CPU training core (flash forward, own backward) where torch has the op; piece_bytes=1: one
-    # window per piece; cpu_flash=False: autograd through SDPA (torch 2.1, other devices); stages without
+    # window per piece; cpu_flash=False: the core's forward through explicit logits (torch 2.1); stages without
     # pooled keys and a qkv layer without bias; focal_topk=8: fewer keys than tokens and pooled windows (as at
-    # detection sizes), so windows differ in their relative key positions and bias rows
+    # detection sizes), so windows differ in their relative key positions and bias rows; 'autograd': the
+    # AUTOGRAD path that training takes off the CPU (standard operators through autograd)
+    if settings == 'autograd':
+        from mmfocal.models.layers import focal_attention
+        choose = focal_attention.choose_path
+
+        def autograd_for_core(*args, **kw) -> AttentionPath:
+            path = choose(*args, **kw)
+            return AttentionPath.AUTOGRAD if path is AttentionPath.CORE else path
+
+        monkeypatch.setattr(focal_attention, 'choose_path', autograd_for_core)
+        settings = {}
     grads = []
     x = torch.randn(2, 3, 90, 61)
     for impl in ('fast', 'reference'):
@@ -157,16 +170,18 @@ def test_training_gradients_reach_every_parameter_and_match_the_reference(settin
         assert torch.allclose(g, grads[1][name], atol=1e-5, rtol=1e-4), name
 
 
-def test_bf16_autocast_training_step_is_close_to_fp32() -> None:
+@pytest.mark.parametrize('cpu_flash', [True, False])
+def test_bf16_autocast_training_step_is_close_to_fp32(cpu_flash: bool) -> None:
     # the training core under bf16 autocast (bf16 tensors, fp32 log-sum-exp) against the fp32 step, at two threads
-    # as the v1 test (tests/test_backbone.py): measured 4.9% relative L2 error of all gradients (2026-12-02)
+    # as the v1 test (tests/test_backbone.py): measured 4.9% relative L2 error of all gradients (2026-12-02);
+    # cpu_flash=False: the forward through explicit logits
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
         model, x, grads = small_model().train(), torch.rand(2, 3, 64, 96), []
         for bf16 in (False, True):
             model.zero_grad()
-            with torch.autocast('cpu', dtype=torch.bfloat16, enabled=bf16):
+            with torch.autocast('cpu', dtype=torch.bfloat16, enabled=bf16), attention_settings(cpu_flash=cpu_flash):
                 feats = model(x)
             sum(f.float().square().mean() for f in feats).backward()
             grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))

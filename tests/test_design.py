@@ -93,12 +93,10 @@ def test_the_dispatcher_picks_one_path_per_call() -> None:
         assert choose_path(family, 'reference', cpu, True) is AttentionPath.REFERENCE
         assert choose_path(family, 'fast', cpu, True, dropout=True) is AttentionPath.REFERENCE
         assert choose_path(family, 'fast', cpu, False) is AttentionPath.FUSED
-    with attention_settings(cpu_flash=True):
-        if ops.flash_cpu_op() is not None:
+    for flash in (True, False):  # without the flash op: v1's core saves probabilities, v2's computes the lse
+        with attention_settings(cpu_flash=flash):
+            assert choose_path('v1', 'fast', cpu, True) is AttentionPath.CORE
             assert choose_path('v2', 'fast', cpu, True) is AttentionPath.CORE
-    with attention_settings(cpu_flash=False):
-        assert choose_path('v1', 'fast', cpu, True) is AttentionPath.CORE  # its core saves probabilities
-        assert choose_path('v2', 'fast', cpu, True) is AttentionPath.AUTOGRAD
     assert choose_path('v2', 'fast', torch.device('meta'), True) is AttentionPath.AUTOGRAD
 
 

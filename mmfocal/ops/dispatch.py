@@ -11,7 +11,7 @@ from typing import Any, Callable, Hashable, Tuple
 import torch
 import torch.nn.functional as F
 
-from .settings import flash_cpu_op, get_attention_settings
+from .settings import get_attention_settings
 
 __all__ = ['AttentionPath', 'choose_path', 'compiling', 'exporting', 'cached_geometry', 'clear_geometry_cache',
            'pad_bottom_right']
@@ -28,9 +28,9 @@ class AttentionPath(enum.Enum):
     * ``CORE``: training through the family's own ``autograd.Function`` (saves the key sources, not the
       gathered keys; hand-written backward).
     * ``AUTOGRAD``: the fast path's keys (one gather, a bias per distinct offset) through standard operators and
-      autograd, no piece loops and no reused buffers: training where no core applies, and every call under
-      ``torch.compile`` (its compilers trace neither the cores' in-place buffer reuse nor Python piece loops
-      cheaply, and fuse the whole-tensor formulation themselves).
+      autograd, no piece loops and no reused buffers: training where no core applies (Focal-fast off the CPU),
+      and every call under ``torch.compile`` (its compilers trace neither the cores' in-place buffer reuse nor
+      Python piece loops cheaply, and fuse the whole-tensor formulation themselves).
     """
 
     REFERENCE = 'reference'
@@ -70,9 +70,9 @@ def choose_path(family: str, impl: str, device: torch.device, needs_grad: bool,
         return AttentionPath.AUTOGRAD
     if not needs_grad:
         return AttentionPath.FUSED
-    if family == 'v1':
-        return AttentionPath.CORE  # its core saves probabilities where there is no CPU flash op
-    if device.type == 'cpu' and flash_cpu_op() is not None:
+    if family == 'v1' or device.type == 'cpu':
+        # without a CPU flash op (torch < 2.4) v1's core saves the probabilities and Focal-fast's computes the
+        # log-sum-exp from explicit logits per piece
         return AttentionPath.CORE
     return AttentionPath.AUTOGRAD
 
