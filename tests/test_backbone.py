@@ -13,7 +13,7 @@ from mmengine.logging import MMLogger
 
 from mmfocal.models import FocalTransformer
 from mmfocal.models.layers import FocalAttention, expand_ring_offsets, ring_duplicates
-from mmfocal.ops import attention_settings, flash_cpu_op, fused_mlp_applies, fused_mlp_residual_, scratch
+from mmfocal.ops import attention_settings, flash_cpu_op, focal_v1, fused_mlp_applies, fused_mlp_residual_, scratch
 
 SMALL = dict(embed_dims=32, depths=(1, 1, 1, 1), num_heads=(1, 2, 4, 8), drop_path_rate=0.)
 
@@ -271,24 +271,33 @@ def _saved_bytes(module: nn.Module, *args) -> int:
     return sum(n for _, n in seen)
 
 
-@pytest.mark.parametrize('chunk_bytes', [None, 1])
-@pytest.mark.parametrize('core,max_saved_fraction', [('flash', 0.45), ('matmul', 0.75)])
-def test_fast_attention_cores_save_less_for_backward_and_match_the_reference(
-        core: str, max_saved_fraction: float, chunk_bytes: Optional[int]) -> None:
-    # Keys of a window are ~220 tokens (window, ring, pooled). Both training cores save the key
-    # sources (one entry per token) and gather again in backward; the CPU flash core also keeps the
-    # log-sum-exp instead of the probabilities. The matmul core is what other devices run. On CPU
-    # both loop over pieces of window rows: all 8 rows at once by default, one per piece with 1 byte.
+def _core_settings(core: str, chunk_bytes: Optional[int], monkeypatch: pytest.MonkeyPatch) -> dict:
+    """Attention settings (and a patch) that make the v1 training core run as ``core``."""
     if core == 'flash' and flash_cpu_op() is None:
-        pytest.skip('this torch has no CPU flash-attention op (torch 2.1): the matmul core runs instead')
+        pytest.skip('this torch has no CPU flash-attention op (torch 2.1): the explicit core runs instead')
+    if core == 'matmul':  # what other devices run: the probabilities kept for backward
+        monkeypatch.setattr(focal_v1, '_keeps_lse', lambda device: False)
     settings = dict(cpu_flash=core == 'flash')
     if chunk_bytes is not None:
         settings['piece_bytes'] = chunk_bytes
-    with attention_settings(**settings):
-        _check_core_against_reference(max_saved_fraction)
+    return settings
 
 
-def _check_core_against_reference(max_saved_fraction: float) -> None:
+@pytest.mark.parametrize('chunk_bytes', [None, 1])
+@pytest.mark.parametrize('core,saved_fractions', [('flash', (0, .45)), ('explicit', (0, .45)), ('matmul', (.45, .75))])
+def test_fast_attention_cores_save_less_for_backward_and_match_the_reference(
+        core: str, saved_fractions: Tuple[float, float], chunk_bytes: Optional[int],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Keys of a window are ~220 tokens (window, ring, pooled). Every training core saves the key
+    # sources (one entry per token) and gathers again in backward; on CPU the core also keeps the
+    # log-sum-exp instead of the probabilities, from the flash op or (torch 2.1) from explicit logits
+    # per piece. The matmul core (probabilities kept) is what other devices run. On CPU the cores
+    # loop over pieces of window rows: all 8 rows at once by default, one per piece with 1 byte.
+    with attention_settings(**_core_settings(core, chunk_bytes, monkeypatch)):
+        _check_core_against_reference(*saved_fractions)
+
+
+def _check_core_against_reference(min_saved_fraction: float, max_saved_fraction: float) -> None:
     torch.manual_seed(0)
     fast = FocalAttention(96, 3, 7, 3, 2, 7).train()
     ref = FocalAttention(96, 3, 7, 3, 2, 7, attn_impl='reference').train()
@@ -297,7 +306,8 @@ def _check_core_against_reference(max_saved_fraction: float) -> None:
             p.normal_(0, 0.1)  # non-zero position tables, so their gradients are checked too
     ref.load_state_dict(fast.state_dict())
     x, pooled = torch.rand(2, 56, 63, 96), torch.rand(2, 8, 9, 96)
-    assert _saved_bytes(fast, x, pooled) < max_saved_fraction * _saved_bytes(ref, x, pooled)
+    saved = _saved_bytes(fast, x, pooled) / _saved_bytes(ref, x, pooled)
+    assert min_saved_fraction < saved < max_saved_fraction  # the probabilities are kept by the matmul core only
     grads = []
     for model in (fast, ref):
         xg, pg = x.clone().requires_grad_(), pooled.clone().requires_grad_()
@@ -305,23 +315,21 @@ def _check_core_against_reference(max_saved_fraction: float) -> None:
         out.square().sum().backward()
         grads.append([out, xg.grad, pg.grad] + [p.grad for p in model.parameters()])
     for a, b in zip(*grads):
-        assert torch.allclose(a, b, atol=1e-4, rtol=1e-4)
+        # fp32: the qkv bias gradients (up to ~3e4) are sums of large terms that nearly cancel in places, so
+        # an element is compared within 1e-4 of its tensor's largest magnitude (one ulp there is 2e-3)
+        assert (a - b).abs().max() <= 1e-4 * (1 + b.abs().max())
 
 
 @pytest.mark.parametrize('chunk_bytes', [None, 1])
-@pytest.mark.parametrize('flash', [True, False])
-def test_attention_core_gradients_pass_gradcheck(flash: bool, chunk_bytes: Optional[int]) -> None:
+@pytest.mark.parametrize('core', ['flash', 'explicit', 'matmul'])
+def test_attention_core_gradients_pass_gradcheck(core: str, chunk_bytes: Optional[int],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     # Hand-written backward (packing, re-gather, softmax backward, index_add_ scatter, bias reduction,
     # pooled-grid crop) against finite differences in float64, for the qkv and pooled projections and
     # all three position tables; 3x2 windows of side 3 with ring 1 (4 of its 20 keys merged as
     # repeats) and a padded 3x3 pooled neighbourhood (border mask on). One window row per piece with
     # chunk_bytes=1.
-    if flash and flash_cpu_op() is None:
-        pytest.skip('this torch has no CPU flash-attention op (torch 2.1): the matmul core runs instead')
-    settings = dict(cpu_flash=flash)
-    if chunk_bytes is not None:
-        settings['piece_bytes'] = chunk_bytes
-    with attention_settings(**settings):
+    with attention_settings(**_core_settings(core, chunk_bytes, monkeypatch)):
         _gradcheck_core()
 
 
@@ -411,12 +419,10 @@ def test_attention_scratch_is_released_after_the_forward() -> None:
 @pytest.mark.parametrize('frozen_stages', [-1, 1])
 def test_training_scratch_lives_until_the_backward_is_through(frozen_stages: int) -> None:
     # Kept from the forward for the backward (which gathers again), gone once the backward is through
-    # the first attention that ran with autograd (with frozen stages, one of a later stage). Only the
-    # flash core takes scratch in a training forward; without it (torch 2.1) only frozen stages do.
+    # the first attention that ran with autograd (with frozen stages, one of a later stage).
     model = small_model(frozen_stages=frozen_stages).train()
     feats = model(torch.rand(1, 3, 64, 64))
-    if flash_cpu_op() is not None or frozen_stages > 0:
-        assert scratch.nbytes > 0
+    assert scratch.nbytes > 0
     sum(f.square().mean() for f in feats).backward()
     assert scratch.nbytes == 0
 

@@ -23,8 +23,8 @@ from .dispatch import AttentionPath
 from .scratch import gather_rows, pieces, scatter_add_rows, scratch
 from .settings import flash_cpu_op
 
-__all__ = ['AttentionGeometry', 'FocalAttentionCore', 'accumulate_dtype', 'focal_v1_attention', 'fused_attention',
-           'pack_qkv']
+__all__ = ['AttentionGeometry', 'FocalAttentionCore', 'accumulate_dtype', 'explicit_attention', 'focal_v1_attention',
+           'fused_attention', 'pack_qkv']
 
 
 def _window_pieces(q: torch.Tensor, n_keys: int, grid: Tuple[int, int]) -> List[Tuple[int, slice]]:
@@ -68,6 +68,34 @@ def _gather_kv(src: torch.Tensor, index: torch.Tensor, n_keys: int) -> torch.Ten
 def accumulate_dtype(dtype: torch.dtype) -> torch.dtype:
     """Softmax / log-sum-exp precision: fp32 for fp16 and bf16, otherwise the tensors' own dtype."""
     return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
+def explicit_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor, scale: float,
+                       prefix: str) -> Tuple[torch.Tensor, torch.Tensor]:
+    """``(out, lse)`` of a piece through its logits in reused buffers: what the CPU flash op returns.
+
+    For torch builds without that op (< 2.4): the (..., s2, N) logits live only until the output is computed,
+    and the log-sum-exp (fp32 for fp16 / bf16) lets the training cores' backward recompute the probabilities.
+
+    Args:
+        q: (..., s2, dk) queries; ``k`` / ``v`` (..., N, dk) keys and values (strided views are copied).
+        mask: Additive mask broadcastable to (..., s2, N).
+        scale: Attention scale.
+        prefix: Scratch-buffer name prefix (the backward pass's buffers of the same names are reused).
+
+    Returns:
+        ``out`` (..., s2, dk), a view of a reused buffer, and ``lse`` (..., s2).
+    """
+    s2, dk, n_keys = q.shape[-2], q.shape[-1], k.shape[-2]
+    q_s = torch.mul(q, scale, out=scratch.get(prefix + 'q_s', q.shape, q))
+    k = scratch.get(prefix + 'k', k.shape, q).copy_(k)
+    v = scratch.get(prefix + 'v', v.shape, q).copy_(v)
+    logits = scratch.get(prefix + 'attn', q.shape[:-1] + (n_keys, ), q).copy_(mask)
+    logits.view(-1, s2, n_keys).baddbmm_(q_s.view(-1, s2, dk), k.view(-1, n_keys, dk).transpose(1, 2))
+    acc = accumulate_dtype(q.dtype)
+    lse = torch.logsumexp(logits if acc == logits.dtype else logits.to(acc), dim=-1)
+    attn = logits.sub_(lse.unsqueeze(-1).to(logits.dtype)).exp_()
+    return torch.matmul(attn, v, out=scratch.get(prefix + 'out', q.shape[:-1] + v.shape[-1:], q)), lse
 
 
 class AttentionGeometry(NamedTuple):
@@ -123,8 +151,8 @@ def fused_attention(q: torch.Tensor, src: torch.Tensor, bias: torch.Tensor, g: A
     """Attention through a fused kernel, piece by piece: no (windows, heads, s2, N) logits are stored.
 
     Without ``lse``, ``scaled_dot_product_attention`` (on CPU its flash kernel for these strided
-    (windows, heads) views: faster than matmul + softmax); with it, PyTorch's
-    CPU flash op, whose log-sum-exp is written into ``lse`` (B, h, nW, s2) for the backward pass.
+    (windows, heads) views: faster than matmul + softmax); with it, PyTorch's CPU flash op (or, without it,
+    :func:`explicit_attention`), whose log-sum-exp is written into ``lse`` (B, h, nW, s2) for the backward pass.
 
     Args:
         q: (B, h, nW, s2, dk) queries; src: (B, T, 2, h, dk) key/value sources (see :func:`pack_qkv`).
@@ -145,7 +173,9 @@ def fused_attention(q: torch.Tensor, src: torch.Tensor, bias: torch.Tensor, g: A
         if lse is None:
             o = F.scaled_dot_product_attention(q_c, k, v, attn_mask=bias, scale=g.scale)
         else:
-            o, m = flash_cpu_op()(q_c, k, v, 0., False, attn_mask=bias, scale=g.scale)
+            flash = flash_cpu_op()
+            o, m = flash(q_c, k, v, 0., False, attn_mask=bias, scale=g.scale)[:2] if flash is not None else \
+                explicit_attention(q_c, k, v, bias, g.scale, '')
             lse[i, :, w] = m.transpose(0, 1)
         out[i, window_rows] = o[..., :d].view(-1, nww, h, s, s, d).permute(0, 3, 1, 4, 2, 5)
     return out.view(b, nwh * s, nww * s, h * d)
@@ -158,22 +188,23 @@ class FocalAttentionCore(torch.autograd.Function):
     block until the backward pass (~220 per query where Swin has 49), and autograd through the
     packing of q and the sources would zero-fill and add gradient buffers of the whole map. Here the
     queries, the key sources (one entry per token) and the output are saved, plus, on CPU, the
-    log-sum-exp of PyTorch's flash kernel (``flash=True``; the probabilities are recomputed piece by
-    piece in backward) or, elsewhere, the probabilities. Backward gathers the keys again, scatters
-    their gradients (:func:`~mmfocal.ops.scatter_add_rows`) and writes the qkv gradient directly. With the
-    flash variant no (windows, heads, s2, N) tensor lives from forward to backward (docs/speed.md).
+    log-sum-exp (``keep_lse=True``: from PyTorch's flash kernel, or :func:`explicit_attention` where torch
+    lacks it; the probabilities are recomputed piece by piece in backward) or, elsewhere, the probabilities.
+    Backward gathers the keys again, scatters their gradients (:func:`~mmfocal.ops.scatter_add_rows`) and
+    writes the qkv gradient directly. With ``keep_lse`` no (windows, heads, s2, N) tensor lives from forward
+    to backward (docs/speed.md).
     """
 
     @staticmethod
     def forward(ctx, qkv: torch.Tensor, kv_pooled: Optional[torch.Tensor], bias: torch.Tensor, g: AttentionGeometry,
-                flash: bool) -> torch.Tensor:
+                keep_lse: bool) -> torch.Tensor:
         # Autocast off inside: everything runs in the dtype of qkv (fp16/bf16 under autocast), so the
         # backward pass, which runs without autocast, sees the same dtypes; softmax at least in fp32.
         with torch.autocast(qkv.device.type, enabled=False):
             q, src = pack_qkv(qkv, kv_pooled, g)
             b, h, nw, s2, dk = q.shape
             (nwh, nww), s, d = g.grid, g.window, g.head_dims
-            if flash:
+            if keep_lse:
                 saved = q.new_empty(b, h, nw, s2, dtype=accumulate_dtype(q.dtype))  # log-sum-exp
                 out = fused_attention(q, src, bias[:, :, 0], g, lse=saved)
             else:
@@ -183,7 +214,7 @@ class FocalAttentionCore(torch.autograd.Function):
                 o = torch.matmul(saved, kv[1])[..., :d].view(b, h, nwh, nww, s, s, d)
                 out = o.permute(0, 2, 4, 3, 5, 1, 6).reshape(b, nwh * s, nww * s, h * d)
         ctx.save_for_backward(q, src, bias, out, saved)
-        ctx.g, ctx.flash, ctx.has_pooled = g, flash, kv_pooled is not None
+        ctx.g, ctx.keep_lse, ctx.has_pooled = g, keep_lse, kv_pooled is not None
         return out
 
     @staticmethod
@@ -211,7 +242,7 @@ class FocalAttentionCore(torch.autograd.Function):
             grad_out_c = scratch.get('grad_out', q_c.shape, q)
             grad_out_c.view(h, n_rows, nww, s, s, dk)[..., :d] = grad_out[i, window_rows].permute(4, 0, 2, 1, 3, 5)
             grad_out_c[..., d:] = 0
-            if ctx.flash:
+            if ctx.keep_lse:
                 attn = scratch.get('attn', q_c.shape[:-1] + (n_keys, ), q)
                 torch.matmul(q_c, kv[0].transpose(-1, -2), out=attn)
                 attn.add_(bias[0]).sub_(saved[i, :, w].unsqueeze(-1)).exp_()
@@ -278,5 +309,9 @@ def focal_v1_attention(qkv: torch.Tensor, kv_pooled: Optional[torch.Tensor], bia
     inputs = [t for t in (qkv, kv_pooled, bias) if t is not None and t.requires_grad]
     if inputs:
         scratch.keep_until_backward(inputs[0])
-    flash = qkv.device.type == 'cpu' and flash_cpu_op() is not None
-    return FocalAttentionCore.apply(qkv, kv_pooled, bias, g, flash)
+    return FocalAttentionCore.apply(qkv, kv_pooled, bias, g, _keeps_lse(qkv.device))
+
+
+def _keeps_lse(device: torch.device) -> bool:
+    """Whether the training core keeps the log-sum-exp (CPU: pieces in reused buffers) or the probabilities."""
+    return device.type == 'cpu'

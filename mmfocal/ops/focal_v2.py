@@ -18,7 +18,7 @@ from typing import List, Optional
 import torch
 import torch.nn.functional as F
 
-from .focal_v1 import accumulate_dtype
+from .focal_v1 import accumulate_dtype, explicit_attention
 from .scratch import gather_rows, pieces, scatter_add_rows, scratch
 from .settings import flash_cpu_op
 
@@ -101,10 +101,10 @@ def _attend_piece(q_rows: torch.Tensor, kv_rows: torch.Tensor, dst: torch.Tensor
                   need_lse: bool = False) -> tuple:
     """Attention of some windows of one image from its (R0, C) query and (R, 2C) key/value rows: ``(out, lse)``.
 
-    ``mask`` is the (nWc, heads, s2, N) bias (:func:`_mask`). ``out`` (nWc, heads, s2, d) is a view of the
-    kernel's (nWc, s2, heads, d) output; ``lse`` (nWc, heads, s2) is the log-sum-exp of every query's biased
-    logits: the flash kernel's, or, with ``need_lse`` and no flash op (torch < 2.4), from explicit logits
-    (:func:`_attend_explicit`); else None (SDPA).
+    ``mask`` is the (nWc, heads, s2, N) bias (:func:`_mask`). ``out`` is (nWc, heads, s2, d) (from the flash
+    kernel a view of its (nWc, s2, heads, d) output); ``lse`` (nWc, heads, s2) is the log-sum-exp of every
+    query's biased logits: the flash kernel's, or, with ``need_lse`` and no flash op (torch < 2.4),
+    :func:`~mmfocal.ops.explicit_attention`'s; else None (SDPA).
     """
     c, s2, n_keys = q_rows.shape[-1], mask.shape[2], mask.shape[3]
     d = c // heads
@@ -115,29 +115,8 @@ def _attend_piece(q_rows: torch.Tensor, kv_rows: torch.Tensor, dst: torch.Tensor
         out, lse = flash(q, k, v, 0., False, attn_mask=mask, scale=scale)[:2]
         return out, lse
     if need_lse:
-        return _attend_explicit(q, k, v, mask, scale)
+        return explicit_attention(q, k, v, mask, scale, 'v2_')
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale), None
-
-
-def _attend_explicit(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor, scale: float) -> tuple:
-    """``(out, lse)`` of one piece through its logits in a reused buffer: the training forward without a flash op.
-
-    The piece's (nWc, heads, s2, N) logits live only until its output is computed; ``lse`` is what the backward
-    pass needs to recompute the probabilities (as after the flash kernel). Shapes as :func:`_attend_piece`.
-    """
-    nwc, heads, s2, d = q.shape
-    n_keys = k.shape[2]
-    q_s = torch.mul(q, scale, out=scratch.get('v2_q_s', (nwc, heads, s2, d), q))
-    k = scratch.get('v2_k', (nwc, heads, n_keys, d), q).copy_(k)
-    v = scratch.get('v2_v', (nwc, heads, n_keys, d), q).copy_(v)
-    logits = scratch.get('v2_attn', mask.shape, q)
-    torch.baddbmm(mask.view(-1, s2, n_keys), q_s.view(-1, s2, d), k.view(-1, n_keys, d).transpose(1, 2),
-                  out=logits.view(-1, s2, n_keys))
-    acc = accumulate_dtype(q.dtype)
-    lse = torch.logsumexp(logits if acc == logits.dtype else logits.to(acc), dim=-1)  # fp32 as the flash op's
-    attn = logits.sub_(lse.unsqueeze(-1).to(logits.dtype)).exp_()
-    out = torch.matmul(attn, v, out=scratch.get('v2_out', (nwc, heads, s2, d), q))
-    return out, lse
 
 
 class FocalV2Core(torch.autograd.Function):
