@@ -92,10 +92,12 @@ def explicit_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: 
     v = scratch.get(prefix + 'v', v.shape, q).copy_(v)
     logits = scratch.get(prefix + 'attn', q.shape[:-1] + (n_keys, ), q).copy_(mask)
     logits.view(-1, s2, n_keys).baddbmm_(q_s.view(-1, s2, dk), k.view(-1, n_keys, dk).transpose(1, 2))
-    acc = accumulate_dtype(q.dtype)
-    lse = torch.logsumexp(logits if acc == logits.dtype else logits.to(acc), dim=-1)
-    attn = logits.sub_(lse.unsqueeze(-1).to(logits.dtype)).exp_()
-    return torch.matmul(attn, v, out=scratch.get(prefix + 'out', q.shape[:-1] + v.shape[-1:], q)), lse
+    top = logits.amax(dim=-1, keepdim=True)
+    weights = logits.sub_(top).exp_()  # one exp per logit; normalised after the product, on (s2, dk) only
+    total = weights.sum(dim=-1, keepdim=True, dtype=accumulate_dtype(q.dtype))
+    out = torch.matmul(weights, v, out=scratch.get(prefix + 'out', q.shape[:-1] + v.shape[-1:], q))
+    out.div_(total.to(out.dtype))
+    return out, (top.to(total.dtype) + total.log()).squeeze(-1)
 
 
 class AttentionGeometry(NamedTuple):
