@@ -35,6 +35,13 @@ def test_quick_benchmark_writes_consistent_json_and_plot(tmp_path) -> None:
         for mode in ('forward', 'forward_backward'):
             a, b = run[slow]['rounds'][mode], run[fast]['rounds'][mode]
             assert run['ratios'][pair][mode] == pytest.approx(statistics.median(x / y for x, y in zip(a, b)))
+    # Multiply-adds per image: v1's fast path merges the 12 ring keys the official rolls read twice, Focal-fast's
+    # evaluates the position-bias MLP once per distinct offset instead of once per pair: less work than the
+    # reference formulations
+    macs = {name: run[name]['gmacs'] for name in ('focal_fast', 'focal_reference', 'focal_v2_fast',
+                                                   'focal_v2_reference', 'swin_t')}
+    assert 0 < macs['focal_fast'] < macs['focal_reference'] and 0 < macs['focal_v2_fast'] < macs['focal_v2_reference']
+    assert run['ratios']['focal_fast/swin_t']['gmacs'] == pytest.approx(macs['focal_fast'] / macs['swin_t'])
     # Exact tensor accounting: the fast path keeps less for backward than the roll/unfold reference.
     assert run['focal_fast']['peak_mem_mb'] < run['focal_reference']['peak_mem_mb']
     assert (tmp_path / 'benchmark.png').stat().st_size > 10_000

@@ -12,10 +12,12 @@ process. Seconds are the median over rounds; a ratio between two models is the m
 (a shared machine's slow spell hits both members of a round). Peak memory of a forward+backward: on CUDA
 ``torch.cuda.max_memory_allocated``; on CPU the peak of live tensor bytes from the profiler's allocation events
 (and, for reference, the growth of the process's peak RSS), each measurement in a fresh process. ``--profile``
-adds each model's top operators (self CPU time of one forward+backward). Inputs: 224x224 batch 8, 512x512
-batch 2, 800x1333 batch 1. The official code only runs at its build size (224). All v1 models share the same
-random weights, and so do all v2 models; the script checks that their outputs agree before timing. Writes
-``benchmark.json`` and ``benchmark.png``.
+adds each model's top operators (self CPU time of one forward+backward). Each model's multiply-adds per image
+(GEMMs, convolutions, attention products of a forward; :func:`multiply_adds`) come with their ratios, so a time
+ratio can be read against the work ratio. Inputs: 224x224 batch 8, 512x512 batch 2, 800x1333 batch 1. The
+official code only runs at its build size (224). All v1 models share the same random weights, and so do all v2
+models; the script checks that their outputs agree before timing. Writes ``benchmark.json`` and
+``benchmark.png``.
 """
 
 import argparse
@@ -150,7 +152,31 @@ def measure(names: List[str], batch: int, h: int, w: int, repeat: int, official:
             results[name]['peak_mem_mb'] = None  # filled by the memory run in a fresh process
         if profile:
             results[name]['top_ops'] = top_ops(lambda: step(model, True))
+        results[name]['gmacs'] = multiply_adds(model, x) / 1e9
     return results
+
+
+def multiply_adds(model: 'torch.nn.Module', x: 'torch.Tensor') -> float:
+    """Multiply-adds per image of one training-mode forward: GEMMs, convolutions and attention products.
+
+    Counted by ``torch.utils.flop_counter`` over what the model runs (elementwise work is not counted). The
+    focal attention runs its explicit-logits form (``cpu_flash=False``: the same products as the flash
+    kernel, as GEMMs the counter sees); its in-place ``baddbmm_`` is counted like ``baddbmm``.
+    """
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from mmfocal.ops import attention_settings
+
+    def baddbmm_(_, a: 'torch.Size', b: 'torch.Size', *args, **kwargs) -> int:
+        return 2 * a[0] * a[1] * a[2] * b[2]
+
+    model.train()
+    with attention_settings(cpu_flash=False), \
+            FlopCounterMode(display=False, custom_mapping={torch.ops.aten.baddbmm_: baddbmm_}) as counter:
+        model(x)
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops() / 2 / x.shape[0]
 
 
 def top_ops(fn, n: int = 6) -> List[dict]:
@@ -329,7 +355,7 @@ def main() -> None:
                 res.update(worker('mem', name))
             results['runs'][key][name] = res
             print(f'{key:14s} {name:16s} fwd {res["forward"]:7.3f} s  fwd+bwd {res["forward_backward"]:7.3f} s  '
-                  f'peak {res["peak_mem_mb"]:8.0f} MiB', flush=True)
+                  f'peak {res["peak_mem_mb"]:8.0f} MiB  {res["gmacs"]:6.2f} GMACs/image', flush=True)
             for op in res.get('top_ops', []):
                 print(f'{"":31s} {op["op"]:48s} {op["ms"]:9.1f} ms  {100 * op["share"]:4.1f}%')
         runs = results['runs'][key]
@@ -337,6 +363,7 @@ def main() -> None:
         def ratio(slow: str, fast: str) -> dict:
             r = {mode: pair_ratio(runs, slow, fast, mode) for mode in ('forward', 'forward_backward')}
             r['peak_mem_mb'] = runs[slow]['peak_mem_mb'] / runs[fast]['peak_mem_mb']
+            r['gmacs'] = runs[slow]['gmacs'] / runs[fast]['gmacs']
             return r
 
         ratios = {f'{m}/swin_t': ratio(m, 'swin_t') for m in runs if m != 'swin_t'}
@@ -348,7 +375,7 @@ def main() -> None:
         results['runs'][key]['ratios'] = ratios
         for name, r in ratios.items():
             print(f'{key:14s} {name:24s} fwd {r["forward"]:.2f}x  fwd+bwd {r["forward_backward"]:.2f}x  '
-                  f'mem {r["peak_mem_mb"]:.2f}x')
+                  f'mem {r["peak_mem_mb"]:.2f}x  MACs {r["gmacs"]:.2f}x')
     os.makedirs(args.out, exist_ok=True)
     with open(osp.join(args.out, 'benchmark.json'), 'w') as f:
         json.dump(results, f, indent=2)
