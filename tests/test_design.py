@@ -119,6 +119,24 @@ def test_row_scatter_sums_repeated_rows_exactly_as_index_add() -> None:
     assert torch.equal(dst, want)
 
 
+@pytest.mark.parametrize('dtype', [torch.float32, torch.bfloat16])
+def test_explicit_attention_returns_the_softmax_output_and_log_sum_exp(dtype: torch.dtype) -> None:
+    # the training cores' forward without a CPU flash op: strided keys and values (views of gathered rows) and a
+    # mask broadcast over windows (v1's shared bias) as the cores pass them; the lse in fp32 for bf16
+    torch.manual_seed(0)
+    q = torch.randn(3, 2, 5, 8).to(dtype)
+    kv = torch.randn(3, 7, 2, 2, 8).to(dtype)  # (windows, keys, k/v, heads, d)
+    k, v = kv[:, :, 0].transpose(1, 2), kv[:, :, 1].transpose(1, 2)
+    mask = torch.randn(1, 2, 5, 7).to(dtype)
+    logits = (q.double() * 0.3) @ k.double().transpose(-1, -2) + mask.double()
+    out, lse = ops.explicit_attention(q, k, v, mask, 0.3, 'test_')
+    assert out.shape == q.shape and out.dtype == dtype and lse.dtype == torch.float32
+    tol = 1e-5 if dtype == torch.float32 else 2e-2
+    assert torch.allclose(lse.double(), logits.logsumexp(-1), atol=tol, rtol=tol)
+    assert torch.allclose(out.double(), logits.softmax(-1) @ v.double(), atol=tol, rtol=tol)
+    scratch.release()
+
+
 def test_one_bounded_geometry_cache_serves_both_families() -> None:
     from mmfocal.ops import dispatch
     ops.clear_geometry_cache()

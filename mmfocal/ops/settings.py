@@ -23,7 +23,8 @@ class AttentionSettings:
             scratch buffers from piece to piece and block to block, where whole-map buffers of hundreds
             of MiB cost as much in fresh-page faults as the attention itself.
         cpu_flash: Use PyTorch's CPU flash-attention op (which returns the log-sum-exp the training
-            core saves instead of the probabilities) where this torch build has it.
+            cores save instead of the probabilities) where this torch build has it; without it they compute
+            that log-sum-exp from explicit logits per piece (:func:`~mmfocal.ops.explicit_attention`).
         topk_chunk: Elements of one chunk of the (queries, candidates) distance matrix while Focal-fast
             searches the nearest keys of a map size (bounds that search's memory at large maps).
         geometry_cache_size: Map sizes whose gather tables are kept (least recently used ones go first);
