@@ -93,7 +93,7 @@ def test_the_dispatcher_picks_one_path_per_call() -> None:
         assert choose_path(family, 'reference', cpu, True) is AttentionPath.REFERENCE
         assert choose_path(family, 'fast', cpu, True, dropout=True) is AttentionPath.REFERENCE
         assert choose_path(family, 'fast', cpu, False) is AttentionPath.FUSED
-    for flash in (True, False):  # without the flash op: v1's core saves probabilities, v2's computes the lse
+    for flash in (True, False):  # on CPU both cores keep the lse: from the flash op or from explicit logits
         with attention_settings(cpu_flash=flash):
             assert choose_path('v1', 'fast', cpu, True) is AttentionPath.CORE
             assert choose_path('v2', 'fast', cpu, True) is AttentionPath.CORE

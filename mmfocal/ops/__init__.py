@@ -15,7 +15,6 @@ from .settings import AttentionSettings, attention_settings, flash_cpu_op, get_a
 __all__ = ['AttentionGeometry', 'AttentionPath', 'AttentionSettings', 'BiasLookup', 'FocalAttentionCore',
            'FocalV2Core', 'ScratchBuffers', 'accumulate_dtype', 'attention_settings', 'bias_rows', 'cached_geometry',
            'choose_path', 'clear_geometry_cache', 'compiling', 'exporting', 'explicit_attention', 'flash_cpu_op',
-           'focal_v1_attention',
-           'focal_v2_attention', 'focal_v2_inference', 'focal_v2_training', 'fused_attention', 'fused_mlp_applies',
-           'fused_mlp_residual_', 'gather_rows', 'get_attention_settings', 'lookup_bias', 'pack_qkv',
-           'pad_bottom_right', 'pieces', 'scatter_add_rows', 'scratch']
+           'focal_v1_attention', 'focal_v2_attention', 'focal_v2_inference', 'focal_v2_training', 'fused_attention',
+           'fused_mlp_applies', 'fused_mlp_residual_', 'gather_rows', 'get_attention_settings', 'lookup_bias',
+           'pack_qkv', 'pad_bottom_right', 'pieces', 'scatter_add_rows', 'scratch']

@@ -71,8 +71,8 @@ def choose_path(family: str, impl: str, device: torch.device, needs_grad: bool,
     if not needs_grad:
         return AttentionPath.FUSED
     if family == 'v1' or device.type == 'cpu':
-        # without a CPU flash op (torch < 2.4) v1's core saves the probabilities and Focal-fast's computes the
-        # log-sum-exp from explicit logits per piece
+        # on CPU both cores keep the log-sum-exp (from the flash op, or from explicit logits per piece where
+        # torch < 2.4 lacks it); elsewhere v1's keeps the probabilities and Focal-fast trains through autograd
         return AttentionPath.CORE
     return AttentionPath.AUTOGRAD
 
