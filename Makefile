@@ -20,8 +20,9 @@ test-fast: setup
 
 # the tools' end-to-end runs (train, test, infer, resume, DDP, stock mm tools): the slow tests of tests/test_tools.py
 # except the full `make demo` run (`make test` runs that one); E2E=stack: every test marked stack_e2e (the demos'
-# training runs through tools/train.py: Mask R-CNN, UPerNet, RepPointsV2, classification fine-tuning; DDP), what CI
-# runs on the second stack on top of its fast suite and the default stack's `make test E2E=split` leaves out
+# training runs through tools/train.py: Mask R-CNN, UPerNet, RepPointsV2, classification fine-tuning; two seeded
+# Mask R-CNN runs compared; a resumed run; DDP), what CI runs on the second stack on top of its fast suite and the
+# default stack's `make test E2E=split` leaves out
 E2E ?= all
 E2E_MARK := $(if $(filter stack,$(E2E)),stack_e2e,slow and not demo)
 E2E_PATHS := $(if $(filter stack,$(E2E)),tests,tests/test_tools.py)

@@ -77,6 +77,7 @@ def test_mask_rcnn_demo_trains_checkpoints_and_tests_with_coco_metrics(tmp_path)
 
 
 @pytest.mark.slow
+@pytest.mark.stack_e2e
 def test_demo_runs_are_deterministic(tmp_path) -> None:
     """Two short seeded runs of the Mask R-CNN demo (RPN and RoI sampling included) log the same numbers."""
     runs = []
@@ -223,6 +224,7 @@ def test_upernet_demo_trains_and_tests_with_miou(tmp_path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.stack_e2e
 def test_resume_continues_at_the_saved_iteration_with_the_same_schedule(tmp_path) -> None:
     opts = ['default_hooks.logger.interval=1', 'default_hooks.checkpoint.interval=4', 'train_cfg.val_interval=100']
     straight = str(tmp_path / 'straight')
