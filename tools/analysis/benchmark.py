@@ -175,7 +175,6 @@ def multiply_adds(model: 'torch.nn.Module', x: 'torch.Tensor') -> float:
     with attention_settings(cpu_flash=False), \
             FlopCounterMode(display=False, custom_mapping={torch.ops.aten.baddbmm_: baddbmm_}) as counter:
         model(x)
-    model.zero_grad(set_to_none=True)
     return counter.get_total_flops() / 2 / x.shape[0]
 
 
