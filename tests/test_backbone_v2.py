@@ -7,11 +7,12 @@ from typing import Tuple
 
 import pytest
 import torch
+import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mmfocal.models import FocalTransformerV2
-from mmfocal.models.layers import focal_v2_bias_rows, focal_v2_geometry, nearest_keys
+from mmfocal.models.layers import FocalV2Attention, focal_v2_bias_rows, focal_v2_geometry, nearest_keys
 from mmfocal.ops import AttentionPath, attention_settings, bias_rows
 
 SMALL = dict(embed_dims=16, depths=(1, 1, 1, 1), num_heads=(1, 2, 2, 4), drop_path_rate=0.)
@@ -117,6 +118,34 @@ def test_bias_rows_address_the_table_entry_of_every_pair(hw: Tuple[int, int], fo
     ours = torch.autograd.grad(bias_rows(table, codes), table, grad)[0]
     plain = torch.autograd.grad(table[:, codes].transpose(0, 1), table, grad)[0]
     assert torch.allclose(ours, plain)
+
+
+@pytest.mark.parametrize('grad', [False, True])
+def test_fused_paths_return_the_real_map_of_a_padded_one(grad: bool) -> None:
+    # a 12x17 map in 7x7 windows, padded to 14x21: no key is a pad token and a pad query's output is cropped, so
+    # the fused paths (FUSED at inference, CORE in training) project and return the real tokens only; the
+    # reference formulation attends on the whole padded map
+    torch.manual_seed(0)
+    layer = FocalV2Attention(embed_dims=16, num_heads=2, window_size=7, topk=16)
+    with torch.no_grad():
+        for p in layer.parameters():
+            p.normal_(0, 0.3)
+    real = torch.randn(2, 12, 17, 16, requires_grad=grad)
+    pooled = torch.randn(2, 2, 3, 16, requires_grad=grad)
+    weights, outs, grads = torch.randn(2, 12, 17, 16), [], []
+    for impl in ('fast', 'reference'):
+        layer.attn_impl = impl
+        layer.zero_grad()
+        with torch.set_grad_enabled(grad):
+            out = layer(F.pad(real, (0, 0, 0, 4, 0, 2)), pooled, hw=(12, 17), real=real)
+        assert out.shape == ((2, 12, 17, 16) if impl == 'fast' else (2, 14, 21, 16))
+        out = out[:, :12, :17]
+        outs.append(out.detach())
+        if grad:
+            grads.append(torch.autograd.grad((out * weights).sum(), [real, pooled, *layer.parameters()]))
+    assert (outs[0] - outs[1]).abs().max().item() <= 1e-5
+    for ours, reference in zip(*grads):  # weights ~N(0, 0.3): gradients up to ~70
+        assert (ours - reference).abs().max().item() <= 1e-5 * reference.abs().max().item()
 
 
 @pytest.mark.parametrize('piece_bytes,cpu_flash,kwargs', [

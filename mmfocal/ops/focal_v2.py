@@ -3,9 +3,11 @@ position bias looked up per (query, key) pair in one table of distinct offsets, 
 
 :class:`mmfocal.models.layers.FocalV2Attention` calls one function per path: :func:`focal_v2_inference`
 (FUSED, no autograd) and :func:`focal_v2_training` (CORE, :class:`FocalV2Core`) take one row of projections per
-token: the padded map's R0 tokens, row-major, then its P pooled window tokens (for keys only), and ``slots``
+token: the map's T = h*w real tokens, row-major, then its P pooled window tokens (for keys only), and ``slots``
 (nW * s2,) / ``index`` (nW * N,), the row of every query / key of every window
-(:func:`~mmfocal.models.layers.focal_geometry.focal_v2_padded_rows`).
+(:func:`~mmfocal.models.layers.focal_geometry.focal_v2_token_rows`). A window reaching past the map has pad
+queries (slot T): they read any real row and their outputs land in one spare row after the T * B real ones,
+which is dropped, so no pad token is projected.
 
 :func:`focal_v2_attention` (AUTOGRAD, standard operators for ``torch.compile``) takes queries by window and
 key/value sources of the real and pooled tokens. All take ``table`` (h, offsets), the position-bias MLPs
@@ -96,10 +98,22 @@ def _mask(bias: torch.Tensor) -> torch.Tensor:
     return scratch.get('v2_mask', (nwc, heads, s2, n_keys), bias).copy_(bias.permute(0, 2, 3, 1))
 
 
+def _query_rows(slots: torch.Tensor, t: int, b: int) -> tuple:
+    """Where a piece's queries are read and written: ``(read, writes)``.
+
+    ``read`` (per image) is ``slots`` with pad queries (slot ``t``) on row 0; ``writes[i]`` are the rows of
+    image i's queries in a (b * t + 1, C) output whose last row takes (and drops) the pad queries'.
+    """
+    pad = slots == t
+    if not bool(pad.any()):
+        return slots, [slots + i * t for i in range(b)]
+    return slots.masked_fill(pad, 0), [torch.where(pad, b * t, slots + i * t) for i in range(b)]
+
+
 def _attend_piece(q_rows: torch.Tensor, kv_rows: torch.Tensor, dst: torch.Tensor, idx: torch.Tensor,
                   mask: torch.Tensor, heads: int, scale: float, flash: Optional[object],
                   need_lse: bool = False) -> tuple:
-    """Attention of some windows of one image from its (R0, C) query and (R, 2C) key/value rows: ``(out, lse)``.
+    """Attention of some windows of one image from its (T, C) query and (T + P, 2C) key/value rows: ``(out, lse)``.
 
     ``mask`` is the (nWc, heads, s2, N) bias (:func:`_mask`). ``out`` is (nWc, heads, s2, d) (from the flash
     kernel a view of its (nWc, s2, heads, d) output); ``lse`` (nWc, heads, s2) is the log-sum-exp of every
@@ -122,10 +136,11 @@ def _attend_piece(q_rows: torch.Tensor, kv_rows: torch.Tensor, dst: torch.Tensor
 class FocalV2Core(torch.autograd.Function):
     """Training attention on CPU from one row of projections per token to the attention output per token.
 
-    ``q_rows`` (B, R0, C) holds the query projections of the padded map's R0 tokens (row-major), ``kv_rows``
-    (B, R0 + P, 2C) the key/value projections of those tokens, then of the P pooled window tokens (contiguous
+    ``q_rows`` (B, T, C) holds the query projections of the map's T real tokens (row-major), ``kv_rows``
+    (B, T + P, 2C) the key/value projections of those tokens, then of the P pooled window tokens (contiguous
     apart: a gradient scattered into rows of a strided (B, R, 3C) tensor took 3x as long); the output is
-    (B, R0, C), row-major, before the output projection. So no window partition of the queries, crop and
+    (B * T + 1, C), row-major, before the output projection, its last row the dropped pad queries' (their
+    gradient is zero, so they add nothing to any other). So no window partition of the queries, crop and
     concatenation of the key/value sources or window reverse is copied, nor copied and zero-filled again by
     their backward passes. Autograd through the gather, the bias lookup and SDPA would also keep every
     window's gathered keys, biases and probabilities until the backward pass. Here PyTorch's CPU flash kernel
@@ -138,20 +153,22 @@ class FocalV2Core(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q_rows: torch.Tensor, kv_rows: torch.Tensor, rows: torch.Tensor, slots: torch.Tensor,
                 index: torch.Tensor, bias_index: torch.Tensor, heads: int, scale: float) -> torch.Tensor:
-        b, _, c = q_rows.shape
+        b, t, c = q_rows.shape
         s2 = rows.shape[2]
         nw = slots.numel() // s2
         n_keys = index.numel() // nw
-        out = q_rows.new_empty(b, slots.numel(), c)
+        out = q_rows.new_empty(b * t + 1, c)
+        out[-1].zero_()  # finite where no pad query writes it: its zero gradient times it is the backward's 0
         lse = q_rows.new_empty(b, nw, heads, s2, dtype=accumulate_dtype(q_rows.dtype))
         parts = _window_pieces(nw, n_keys, 2 * c, heads, s2, q_rows)
         flash = flash_cpu_op()
         for windows in parts:
             _, bias, dst, idx = _piece_tables(rows, slots, index, bias_index, windows)
+            read, writes = _query_rows(dst, t, b)
             mask = _mask(bias)
             for i in range(b):
-                o, m = _attend_piece(q_rows[i], kv_rows[i], dst, idx, mask, heads, scale, flash, need_lse=True)
-                out[i].index_copy_(0, dst, o.transpose(1, 2).reshape(-1, c))
+                o, m = _attend_piece(q_rows[i], kv_rows[i], read, idx, mask, heads, scale, flash, need_lse=True)
+                out.index_copy_(0, writes[i], o.transpose(1, 2).reshape(-1, c))
                 lse[i, windows] = m
         ctx.save_for_backward(q_rows, kv_rows, rows, slots, index, bias_index, out, lse)
         ctx.heads, ctx.scale, ctx.pieces = heads, scale, parts
@@ -160,28 +177,29 @@ class FocalV2Core(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor) -> tuple:
         q_rows, kv_rows, rows, slots, index, bias_index, out, lse = ctx.saved_tensors
-        b, r0, c = out.shape
+        b, t, c = q_rows.shape
         heads, scale = ctx.heads, ctx.scale
         s2, d = rows.shape[2], c // heads
         n_keys = index.numel() // (slots.numel() // s2)
-        grad_out = grad_out.contiguous()
-        delta = (grad_out * out).view(b, r0, heads, d).sum(-1)  # rowsum(dP * P) == rowsum(dO * O)
-        grad_q_rows = torch.empty_like(q_rows)  # each query is one row, written once
+        grad_out = grad_out.contiguous()  # (B * T + 1, C): the pad queries' row is zero
+        delta = (grad_out * out).view(-1, heads, d).sum(-1)  # rowsum(dP * P) == rowsum(dO * O)
+        grad_q_rows = q_rows.new_empty(b * t + 1, c)  # each real query is one row, written once
         grad_kv_rows = torch.zeros_like(kv_rows)  # summed into
         grad_rows = torch.zeros_like(rows)
         for windows in ctx.pieces:
             ridx, bias, dst, idx = _piece_tables(rows, slots, index, bias_index, windows)
+            read, writes = _query_rows(dst, t, b)
             nwc = windows.stop - windows.start
             shape_t = (nwc, heads, n_keys, s2)  # transposed probabilities: keys by queries, as the bias rows
             grad_bias = None
             for i in range(b):
-                q = gather_rows(q_rows[i], dst, 'v2_q').view(nwc, s2, heads, d).transpose(1, 2)
+                q = gather_rows(q_rows[i], read, 'v2_q').view(nwc, s2, heads, d).transpose(1, 2)
                 q_s = torch.mul(q, scale, out=scratch.get('v2_q_s', (nwc, heads, s2, d), out))
                 kv = gather_rows(kv_rows[i], idx, 'v2_kv').view(nwc, n_keys, 2, heads, d)
                 # per-head contiguous keys and values: each is read by two GEMMs, which would copy a strided one
                 k = scratch.get('v2_k', (nwc, heads, n_keys, d), out).copy_(kv[:, :, 0].transpose(1, 2))
                 v = scratch.get('v2_v', (nwc, heads, n_keys, d), out).copy_(kv[:, :, 1].transpose(1, 2))
-                grad_o = gather_rows(grad_out[i], dst, 'v2_grad_o_rows').view(nwc, s2, heads, d).transpose(1, 2)
+                grad_o = gather_rows(grad_out, writes[i], 'v2_grad_o_rows').view(nwc, s2, heads, d).transpose(1, 2)
                 grad_o = scratch.get('v2_grad_o', (nwc, heads, s2, d), out).copy_(grad_o)
                 # P^T = exp(k.q * scale + bias - lse): the bias minus lse is the GEMM's accumulator
                 attn = torch.sub(bias.transpose(1, 2), lse[i, windows].unsqueeze(2),
@@ -192,10 +210,10 @@ class FocalV2Core(torch.autograd.Function):
                 grad_v = torch.matmul(attn, grad_o, out=scratch.get('v2_grad_v', (nwc, heads, n_keys, d), out))
                 grad_kv[:, :, 1] = grad_v.transpose(1, 2)
                 grad_attn = torch.matmul(v, grad_o.transpose(-1, -2), out=scratch.get('v2_grad_attn', shape_t, out))
-                grad_attn.sub_(delta[i].index_select(0, dst).view(nwc, s2, heads).transpose(1, 2).unsqueeze(2))
+                grad_attn.sub_(delta.index_select(0, writes[i]).view(nwc, s2, heads).transpose(1, 2).unsqueeze(2))
                 grad_attn.mul_(attn)  # dS^T, the gradient of the biased logits
                 grad_q = torch.matmul(grad_attn.transpose(-1, -2), k, out=scratch.get('v2_grad_q', q.shape, out))
-                grad_q_rows[i].index_copy_(0, dst, grad_q.mul_(scale).transpose(1, 2).reshape(-1, c))
+                grad_q_rows.index_copy_(0, writes[i], grad_q.mul_(scale).transpose(1, 2).reshape(-1, c))
                 grad_k = torch.matmul(grad_attn, q_s, out=grad_v)
                 grad_kv[:, :, 0] = grad_k.transpose(1, 2)
                 scatter_add_rows(grad_kv_rows[i], idx, grad_kv.view(idx.numel(), -1))
@@ -205,17 +223,17 @@ class FocalV2Core(torch.autograd.Function):
                 else:
                     grad_bias.add_(grad_attn.transpose(1, 2))
             scatter_add_rows(grad_rows.view(rows.shape[0], -1), ridx, grad_bias.view(ridx.numel(), -1))
-        return grad_q_rows, grad_kv_rows, grad_rows, None, None, None, None, None
+        return grad_q_rows[:b * t].view(b, t, c), grad_kv_rows, grad_rows, None, None, None, None, None
 
 
 def focal_v2_training(q_rows: torch.Tensor, kv_rows: torch.Tensor, slots: torch.Tensor, index: torch.Tensor,
                       rows: torch.Tensor, bias_index: torch.Tensor, heads: int, scale: float) -> torch.Tensor:
-    """The CORE path (:class:`FocalV2Core`): attention output (B, R0, C) per padded token, row-major.
+    """The CORE path (:class:`FocalV2Core`): attention output (B, T, C) per real token, row-major.
 
     Args:
-        q_rows: (B, R0, C) the query projections of the padded map's R0 tokens.
-        kv_rows: (B, R0 + P, 2C) the key/value projections of those tokens, then of the P pooled tokens.
-        slots: (nW * s2,) long, the row of every query of every window.
+        q_rows: (B, T, C) the query projections of the map's T real tokens.
+        kv_rows: (B, T + P, 2C) the key/value projections of those tokens, then of the P pooled tokens.
+        slots: (nW * s2,) long, the row of every query of every window (T for a pad query).
         index: (nW * N,) long, the row of every key of every window.
         rows: (U, h, s2) bias rows (:func:`bias_rows`).
         bias_index: (nW * N,) long, the bias row of every key of every window.
@@ -225,23 +243,26 @@ def focal_v2_training(q_rows: torch.Tensor, kv_rows: torch.Tensor, slots: torch.
     needs_grad = [t for t in (rows, q_rows, kv_rows) if t.requires_grad]
     if needs_grad:
         scratch.keep_until_backward(needs_grad[0])
-    return FocalV2Core.apply(q_rows.contiguous(), kv_rows.contiguous(), rows.contiguous(), slots, index, bias_index,
-                             heads, scale)
+    b, t, c = q_rows.shape
+    out = FocalV2Core.apply(q_rows.contiguous(), kv_rows.contiguous(), rows.contiguous(), slots, index, bias_index,
+                            heads, scale)
+    return out[:b * t].view(b, t, c)
 
 
-def focal_v2_inference(qkv_rows: torch.Tensor, slots: torch.Tensor, index: torch.Tensor, rows: torch.Tensor,
+def focal_v2_inference(qkv_rows: torch.Tensor, t: int, slots: torch.Tensor, index: torch.Tensor, rows: torch.Tensor,
                        bias_index: torch.Tensor, heads: int, scale: float, proj_weight: torch.Tensor,
                        proj_bias: Optional[torch.Tensor]) -> torch.Tensor:
-    """Inference from the qkv projections to the output projection, a few windows at a time; (B, R0, C).
+    """Inference from the qkv projections to the output projection, a few windows at a time; (B, T, C).
 
     Queries and keys are gathered per piece from one row per token, the attention output is projected and
     written to its token: no whole-map window partition, key/value concatenation or window reverse.
 
     Args:
-        qkv_rows: (B, R, 3C) the qkv projections of the padded map's R0 tokens (row-major), then the key/value
-            projections (channels C:) of the pooled windows; the pooled rows' first C channels are unused.
-        slots: (nW * s2,) long, the row of every query of every window
-            (:func:`~mmfocal.models.layers.focal_geometry.focal_v2_padded_rows`).
+        qkv_rows: (B, T + P, 3C) the qkv projections of the map's T real tokens (row-major), then the key/value
+            projections (channels C:) of the P pooled windows; the pooled rows' first C channels are unused.
+        t: The number T of real tokens.
+        slots: (nW * s2,) long, the row of every query of every window, T for a pad query
+            (:func:`~mmfocal.models.layers.focal_geometry.focal_v2_token_rows`).
         index: (nW * N,) long, the row of every key of every window.
         rows: (U, h, s2) bias rows (:func:`bias_rows`).
         bias_index: (nW * N,) long, the bias row of every key of every window
@@ -252,26 +273,27 @@ def focal_v2_inference(qkv_rows: torch.Tensor, slots: torch.Tensor, index: torch
         proj_bias: (C,) output projection bias or None.
 
     Returns:
-        The projected output of every padded token (B, R0, C), row-major.
+        The projected output of every real token (B, T, C), row-major.
     """
     b, c = qkv_rows.shape[0], qkv_rows.shape[-1] // 3
     s2 = rows.shape[2]
     nw = slots.numel() // s2
     n_keys = index.numel() // nw
     rows = rows.contiguous()
-    out = qkv_rows.new_empty(b, slots.numel(), c)
+    out = qkv_rows.new_empty(b * t + 1, c)  # the last row takes the pad queries' outputs
     flash = flash_cpu_op() if qkv_rows.device.type == 'cpu' else None
     for windows in _window_pieces(nw, n_keys, 2 * c, heads, s2, qkv_rows):
         _, bias, dst, idx = _piece_tables(rows, slots, index, bias_index, windows)
+        read, writes = _query_rows(dst, t, b)
         mask = _mask(bias)
         for i in range(b):
-            o = _attend_piece(qkv_rows[i, :, :c], qkv_rows[i, :, c:], dst, idx, mask, heads, scale, flash)[0]
+            o = _attend_piece(qkv_rows[i, :t, :c], qkv_rows[i, :, c:], read, idx, mask, heads, scale, flash)[0]
             o = o.transpose(1, 2).reshape(-1, c)  # a view of the flash op's (windows, s2, heads, d) output
             proj = scratch.get('v2_proj', (o.shape[0], c), qkv_rows)
             proj = torch.mm(o, proj_weight.t(), out=proj) if proj_bias is None else \
                 torch.addmm(proj_bias, o, proj_weight.t(), out=proj)
-            out[i].index_copy_(0, dst, proj)
-    return out
+            out.index_copy_(0, writes[i], proj)
+    return out[:b * t].view(b, t, c)
 
 
 def _autograd(q: torch.Tensor, src: torch.Tensor, table: torch.Tensor, index: torch.Tensor,

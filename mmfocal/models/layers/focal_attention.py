@@ -16,7 +16,7 @@ from mmengine.model.weight_init import trunc_normal_
 from ...ops import (AttentionGeometry, AttentionPath, bias_rows, choose_path, focal_v1_attention, focal_v2_attention,
                     focal_v2_inference, focal_v2_training, lookup_bias, scratch)
 from .focal_geometry import (MASK_VALUE, FocalV2Geometry, expand_ring_offsets, expand_ring_valid_index,
-                             focal_v1_key_index, focal_v2_bias_rows, focal_v2_geometry, focal_v2_padded_rows,
+                             focal_v1_key_index, focal_v2_bias_rows, focal_v2_geometry, focal_v2_token_rows,
                              relative_position_index, ring_duplicates, window_partition, window_reverse)
 
 __all__ = ['FocalAttention', 'FocalV2Attention']
@@ -170,13 +170,14 @@ class FocalAttention(_WindowAttention):
         return torch.cat(parts, dim=-1)
 
     def forward(self, x: torch.Tensor, pooled: Optional[torch.Tensor] = None,
-                hw: Optional[Tuple[int, int]] = None) -> torch.Tensor:
+                hw: Optional[Tuple[int, int]] = None, real: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Attend on a padded map.
 
         Args:
             x: (B, Hp, Wp, C) with Hp, Wp multiples of the window size.
             pooled: (B, Hp/s, Wp/s, C) pooled sub-window tokens when ``focal_level == 2``.
             hw: Unused (v1 keys do not depend on the real map size; the argument keeps one block interface).
+            real: Unused (v1 reads the pad tokens as keys, as the official code does).
 
         Returns:
             (B, Hp, Wp, C).
@@ -336,16 +337,19 @@ class FocalV2Attention(_WindowAttention):
         return lookup_bias(table, geo.query_code[windows], geo.key_code[windows, :, :n_keys])
 
     def forward(self, x: torch.Tensor, pooled: Optional[torch.Tensor] = None,
-                hw: Optional[Tuple[int, int]] = None) -> torch.Tensor:
+                hw: Optional[Tuple[int, int]] = None, real: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Attend on a padded map.
 
         Args:
             x: (B, Hp, Wp, C), Hp and Wp multiples of s, the real map in its top-left (h, w).
             pooled: (B, Hp/s, Wp/s, C) pooled window tokens (level 2), or None.
             hw: Real map size (h, w); the whole of x when None.
+            real: The real map (B, h, w, C) contiguous, if the caller has it: the fused paths project only
+                its tokens (no key is a pad token), else they copy it out of x.
 
         Returns:
-            (B, Hp, Wp, C).
+            (B, h, w, C) from the fused paths (FUSED, CORE), which compute no pad token's output;
+            (B, Hp, Wp, C) from the others.
         """
         b, hp, wp, c = x.shape
         h, w = (hp, wp) if hw is None else hw
@@ -354,10 +358,10 @@ class FocalV2Attention(_WindowAttention):
         n0, n1 = geo.n_keys
         n_keys = n0 + (n1 if self.focal_level > 1 else 0)
         path = self._path(x, pooled)
-        if path is AttentionPath.FUSED:
-            return self._forward_inference(x, pooled if self.focal_level > 1 else None, (h, w), geo)
-        if path is AttentionPath.CORE:
-            return self._forward_core(x, pooled if self.focal_level > 1 else None, (h, w), geo)
+        if path in (AttentionPath.FUSED, AttentionPath.CORE):
+            tokens = (x[:, :h, :w] if real is None else real).reshape(b, h * w, c)
+            forward = self._forward_inference if path is AttentionPath.FUSED else self._forward_core
+            return forward(tokens, pooled if self.focal_level > 1 else None, (h, w), geo).view(b, h, w, c)
         index = geo.index if self.focal_level > 1 else geo.index.view(-1, n0 + n1)[:, :n0].flatten()
         qkv = self.qkv(x)
         q = window_partition(qkv[..., :c], s).view(b, -1, s * s, heads, d).transpose(2, 3)  # (B, nW, h, s2, d)
@@ -373,51 +377,50 @@ class FocalV2Attention(_WindowAttention):
                                      geo.key_code[..., :n_keys], self.scale)
         return window_reverse(self._output(out), s, hp, wp)
 
-    def _forward_core(self, x: torch.Tensor, pooled: Optional[torch.Tensor], hw: Tuple[int, int],
+    def _forward_core(self, tokens: torch.Tensor, pooled: Optional[torch.Tensor], hw: Tuple[int, int],
                       geo: FocalV2Geometry) -> torch.Tensor:
-        """The CORE path (:func:`~mmfocal.ops.focal_v2_training`): (B, Hp, Wp, C).
+        """The CORE path (:func:`~mmfocal.ops.focal_v2_training`) on (B, h*w, C) real tokens: (B, h*w, C).
 
-        The qkv layer's query rows and key/value rows of the padded map's tokens, the pooled tokens'
-        key/value rows after the latter: the row layout of the inference path. (Projecting the concatenated
-        tokens instead saves that concatenation for the backward pass: a training step's peak memory at
-        512² ×2 was 1294 against 1227 MiB.)
+        The qkv layer's query rows and key/value rows of the real tokens, the pooled tokens' key/value rows
+        after the latter: the row layout of the inference path. (Projecting the concatenated tokens instead
+        saves that concatenation for the backward pass: a training step's peak memory at 512² ×2 was 1294
+        against 1227 MiB.)
         """
-        b, hp, wp, c = x.shape
-        tokens = x.reshape(b, hp * wp, c)
+        b, _, c = tokens.shape
         weight, bias = self.qkv.weight, self.qkv.bias
         q_rows = F.linear(tokens, weight[:c], None if bias is None else bias[:c])
         kv_rows = F.linear(tokens, weight[c:], None if bias is None else bias[c:])
         if pooled is not None:
             kv_rows = torch.cat([kv_rows, self._pooled_kv(pooled).reshape(b, -1, 2 * c)], dim=1)
-        slots, index = focal_v2_padded_rows(hw, self.window_size, self.topk, self.focal_level, x.device)
-        codes, bias_index = focal_v2_bias_rows(hw, self.window_size, self.topk, self.focal_level, x.device)
+        slots, index = focal_v2_token_rows(hw, self.window_size, self.topk, self.focal_level, tokens.device)
+        codes, bias_index = focal_v2_bias_rows(hw, self.window_size, self.topk, self.focal_level, tokens.device)
         rows = bias_rows(self.bias_table(geo).to(q_rows.dtype), codes)
         out = focal_v2_training(q_rows, kv_rows, slots, index, rows, bias_index, self.num_heads, self.scale)
-        return self.proj_drop(self.proj(out)).view(b, hp, wp, c)
+        return self.proj_drop(self.proj(out))
 
-    def _forward_inference(self, x: torch.Tensor, pooled: Optional[torch.Tensor], hw: Tuple[int, int],
+    def _forward_inference(self, tokens: torch.Tensor, pooled: Optional[torch.Tensor], hw: Tuple[int, int],
                            geo: FocalV2Geometry) -> torch.Tensor:
-        """The FUSED path (:func:`~mmfocal.ops.focal_v2_inference`): (B, Hp, Wp, C).
+        """The FUSED path (:func:`~mmfocal.ops.focal_v2_inference`) on (B, h*w, C) real tokens: (B, h*w, C).
 
-        The qkv layer writes every padded token's row and the pooled windows' key/value rows into one reused
+        The qkv layer writes every real token's row and the pooled windows' key/value rows into one reused
         buffer, so no projection of the whole map is cropped, concatenated or copied to windows.
         """
-        b, hp, wp, c = x.shape
+        b, t, c = tokens.shape
         n_pooled = 0 if pooled is None else pooled.shape[1] * pooled.shape[2]
-        rows = scratch.get('v2_rows', (b, hp * wp + n_pooled, 3 * c), x)
+        rows = scratch.get('v2_rows', (b, t + n_pooled, 3 * c), tokens)
         weight, bias = self.qkv.weight, self.qkv.bias
         for i in range(b):
             if bias is None:
-                torch.mm(x[i].view(-1, c), weight.t(), out=rows[i, :hp * wp])
+                torch.mm(tokens[i], weight.t(), out=rows[i, :t])
             else:
-                torch.addmm(bias, x[i].view(-1, c), weight.t(), out=rows[i, :hp * wp])
+                torch.addmm(bias, tokens[i], weight.t(), out=rows[i, :t])
         if n_pooled:
-            rows[:, hp * wp:, c:] = self._pooled_kv(pooled).view(b, n_pooled, 2 * c)
-        slots, index = focal_v2_padded_rows(hw, self.window_size, self.topk, self.focal_level, x.device)
-        codes, bias_index = focal_v2_bias_rows(hw, self.window_size, self.topk, self.focal_level, x.device)
-        out = focal_v2_inference(rows, slots, index, bias_rows(self.bias_table(geo).to(x.dtype), codes), bias_index,
-                                 self.num_heads, self.scale, self.proj.weight, self.proj.bias)
-        return self.proj_drop(out.view(b, hp, wp, c))
+            rows[:, t:, c:] = self._pooled_kv(pooled).view(b, n_pooled, 2 * c)
+        slots, index = focal_v2_token_rows(hw, self.window_size, self.topk, self.focal_level, tokens.device)
+        codes, bias_index = focal_v2_bias_rows(hw, self.window_size, self.topk, self.focal_level, tokens.device)
+        out = focal_v2_inference(rows, t, slots, index, bias_rows(self.bias_table(geo).to(tokens.dtype), codes),
+                                 bias_index, self.num_heads, self.scale, self.proj.weight, self.proj.bias)
+        return self.proj_drop(out)
 
     def _attend_reference(self, q: torch.Tensor, src: torch.Tensor, index: torch.Tensor, geo: FocalV2Geometry,
                           n_keys: int) -> torch.Tensor:

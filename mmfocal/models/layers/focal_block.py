@@ -141,11 +141,13 @@ class _FocalBlockBase(BaseModule):
         b, n, c = x.shape
         s = self.window_size
         shortcut = x
+        real = self.norm1(x).view(b, h, w, c)
         # zeros after the norm, unmasked (official); an exported graph pads and crops at every size
-        x, padded = pad_bottom_right(self.norm1(x).view(b, h, w, c), s, channels_last=True)
-        pooled = pool_windows(x, s, self.pool_method, self.pool_layers) if self.focal_level > 1 else None
-        x = self.attn(x, pooled, hw=(h, w))
-        if padded:
+        x_pad, padded = pad_bottom_right(real, s, channels_last=True)
+        pooled = pool_windows(x_pad, s, self.pool_method, self.pool_layers) if self.focal_level > 1 else None
+        x = self.attn(x_pad, pooled, hw=(h, w), real=real)
+        # the fused Focal-fast paths return the real map only (shapes equal in a traced graph: it crops there)
+        if padded and x.shape[1:3] == x_pad.shape[1:3]:
             x = x[:, :h, :w, :]
         x = shortcut + self.drop_path(x.reshape(b, n, c))
         mlp = self.mlp
