@@ -120,25 +120,26 @@ def test_bias_rows_address_the_table_entry_of_every_pair(hw: Tuple[int, int], fo
     assert torch.allclose(ours, plain)
 
 
-@pytest.mark.parametrize('grad', [False, True])
-def test_fused_paths_return_the_real_map_of_a_padded_one(grad: bool) -> None:
+@pytest.mark.parametrize('grad,batch', [(False, 2), (True, 1), (True, 2)])
+def test_fused_paths_return_the_real_map_of_a_padded_one(grad: bool, batch: int) -> None:
     # a 12x17 map in 7x7 windows, padded to 14x21: no key is a pad token and a pad query's output is cropped, so
     # the fused paths (FUSED at inference, CORE in training) project and return the real tokens only; the
-    # reference formulation attends on the whole padded map
+    # reference formulation attends on the whole padded map. The CORE backward treats one image (logits and
+    # bias gradients in place) and more (bias gradients summed over the images) apart.
     torch.manual_seed(0)
     layer = FocalV2Attention(embed_dims=16, num_heads=2, window_size=7, topk=16)
     with torch.no_grad():
         for p in layer.parameters():
             p.normal_(0, 0.3)
-    real = torch.randn(2, 12, 17, 16, requires_grad=grad)
-    pooled = torch.randn(2, 2, 3, 16, requires_grad=grad)
-    weights, outs, grads = torch.randn(2, 12, 17, 16), [], []
+    real = torch.randn(batch, 12, 17, 16, requires_grad=grad)
+    pooled = torch.randn(batch, 2, 3, 16, requires_grad=grad)
+    weights, outs, grads = torch.randn(batch, 12, 17, 16), [], []
     for impl in ('fast', 'reference'):
         layer.attn_impl = impl
         layer.zero_grad()
         with torch.set_grad_enabled(grad):
             out = layer(F.pad(real, (0, 0, 0, 4, 0, 2)), pooled, hw=(12, 17), real=real)
-        assert out.shape == ((2, 12, 17, 16) if impl == 'fast' else (2, 14, 21, 16))
+        assert out.shape == ((batch, 12, 17, 16) if impl == 'fast' else (batch, 14, 21, 16))
         out = out[:, :12, :17]
         outs.append(out.detach())
         if grad:
