@@ -73,20 +73,21 @@ def _window_pieces(n_windows: int, n_keys: int, kv_channels: int, heads: int, s2
     return pieces(n_windows, n_keys * (kv_channels + heads * s2) * like.element_size(), like.device)
 
 
-def _piece_tables(rows: torch.Tensor, slots: torch.Tensor, index: torch.Tensor, bias_index: torch.Tensor,
-                  windows: slice) -> tuple:
-    """What a piece of windows reads: ``(ridx, bias, dst, idx)``.
-
-    ``ridx`` (nWc * N,) the bias row of every key, ``bias`` (nWc, N, heads, s2) their biases for every
-    query (gathered by rows of ``rows`` (U, heads, s2): key-major, so a (windows, heads, queries, keys) mask
-    is a permuted view), ``dst`` / ``idx`` the rows of the piece's queries / keys.
-    """
-    u, heads, s2 = rows.shape
+def _piece_rows(slots: torch.Tensor, index: torch.Tensor, bias_index: torch.Tensor, s2: int,
+                windows: slice) -> tuple:
+    """The rows a piece of windows reads: ``(dst, idx, ridx)``, those of its queries, its keys and its keys'
+    bias rows (each flattened window-major)."""
     nw = slots.numel() // s2
     n_keys = index.numel() // nw
-    ridx = bias_index.view(nw, n_keys)[windows].flatten()
-    bias = gather_rows(rows.view(u, heads * s2), ridx, 'v2_bias').view(-1, n_keys, heads, s2)
-    return ridx, bias, slots.view(nw, s2)[windows].flatten(), index.view(nw, n_keys)[windows].flatten()
+    return (slots.view(nw, s2)[windows].flatten(), index.view(nw, n_keys)[windows].flatten(),
+            bias_index.view(nw, n_keys)[windows].flatten())
+
+
+def _key_biases(rows: torch.Tensor, ridx: torch.Tensor, n_keys: int) -> torch.Tensor:
+    """The biases (nWc, N, heads, s2) of a piece's keys for every query, gathered by rows of ``rows``
+    (U, heads, s2): key-major, so a (windows, heads, queries, keys) mask is a permuted view."""
+    u, heads, s2 = rows.shape
+    return gather_rows(rows.view(u, heads * s2), ridx, 'v2_bias').view(-1, n_keys, heads, s2)
 
 
 def _mask(bias: torch.Tensor) -> torch.Tensor:
@@ -168,9 +169,9 @@ class FocalV2Core(torch.autograd.Function):
         parts = _window_pieces(nw, n_keys, 2 * c, heads, s2, q_rows)
         flash = flash_cpu_op()
         for windows in parts:
-            _, bias, dst, idx = _piece_tables(rows, slots, index, bias_index, windows)
+            dst, idx, ridx = _piece_rows(slots, index, bias_index, s2, windows)
             read, writes = _query_rows(dst, t, b)
-            mask = _mask(bias)
+            mask = _mask(_key_biases(rows, ridx, n_keys))
             for i in range(b):
                 o, m = _attend_piece(q_rows[i], kv_rows[i], read, idx, mask, heads, scale, flash, need_lse=True)
                 out.index_copy_(0, writes[i], o.transpose(1, 2).reshape(-1, c))
@@ -198,9 +199,9 @@ class FocalV2Core(torch.autograd.Function):
         head_rows = torch.arange(heads, device=rows.device).view(heads, 1) * u
         for windows in ctx.pieces:
             nwc = windows.stop - windows.start
-            ridx = (head_rows + bias_index.view(nw, n_keys)[windows].reshape(1, -1)).flatten()
-            idx = index.view(nw, n_keys)[windows].flatten()
-            read, writes = _query_rows(slots.view(nw, s2)[windows].flatten(), t, b)
+            dst, idx, ridx = _piece_rows(slots, index, bias_index, s2, windows)
+            ridx = (head_rows + ridx.view(1, -1)).flatten()  # into the head-major rows
+            read, writes = _query_rows(dst, t, b)
             shape_t = (heads, nwc, n_keys, s2)  # transposed probabilities: keys by queries, as the bias rows
             # one image: its logits start as the gathered biases and their gradient scatters back as it is;
             # more: the biases are gathered once, copied per image, and the gradients summed before one scatter
@@ -306,9 +307,9 @@ def focal_v2_inference(qkv_rows: torch.Tensor, t: int, slots: torch.Tensor, inde
     out = qkv_rows.new_empty(b * t + 1, c)  # the last row takes the pad queries' outputs
     flash = flash_cpu_op() if qkv_rows.device.type == 'cpu' else None
     for windows in _window_pieces(nw, n_keys, 2 * c, heads, s2, qkv_rows):
-        _, bias, dst, idx = _piece_tables(rows, slots, index, bias_index, windows)
+        dst, idx, ridx = _piece_rows(slots, index, bias_index, s2, windows)
         read, writes = _query_rows(dst, t, b)
-        mask = _mask(bias)
+        mask = _mask(_key_biases(rows, ridx, n_keys))
         for i in range(b):
             o = _attend_piece(qkv_rows[i, :t, :c], qkv_rows[i, :, c:], read, idx, mask, heads, scale, flash)[0]
             o = o.transpose(1, 2).reshape(-1, c)  # a view of the flash op's (windows, s2, heads, d) output
