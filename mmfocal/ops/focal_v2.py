@@ -148,7 +148,8 @@ class FocalV2Core(torch.autograd.Function):
     runs forward piece by piece and only its log-sum-exp is kept; backward gathers the keys again and
     recomputes the probabilities per piece, transposed (keys by queries) and head-major, so the bias rows, in a
     (heads * U, s2) copy, are gathered straight into the logits, the GEMM adds k.q * scale - lse to them (a
-    column of ones beside the keys, -lse beside the queries), and the logits' gradient scatters back to the
+    column of ones beside the keys, -lse beside the queries), another gives dP - rowsum(dP * P) at once (ones
+    beside the values, minus that sum beside the output gradients), and the logits' gradient scatters back to the
     bias rows as it is (with one image; with more, summed over the images first). Each query's gradient is
     written to its row, the key/value gradients are scattered to theirs (:func:`~mmfocal.ops.scatter_add_rows`).
     (Against the key-major layout with a subtraction of lse and a transposed copy of the bias gradient, the
@@ -218,9 +219,16 @@ class FocalV2Core(torch.autograd.Function):
                 k_aug = scratch.get('v2_k_aug', (heads, nwc, n_keys, d + 1), out)
                 k_aug[..., :d] = kv[:, :, 0].permute(2, 0, 1, 3)
                 k_aug[..., d] = 1.
-                v = scratch.get('v2_v', (heads, nwc, n_keys, d), out).copy_(kv[:, :, 1].permute(2, 0, 1, 3))
+                # likewise values with a column of ones and output gradients with -delta: dP^T - delta in one GEMM
+                v_aug = scratch.get('v2_v_aug', (heads, nwc, n_keys, d + 1), out)
+                v_aug[..., :d] = kv[:, :, 1].permute(2, 0, 1, 3)
+                v_aug[..., d] = 1.
                 grad_o = gather_rows(grad_out, writes[i], 'v2_grad_o_rows').view(nwc, s2, heads, d)
-                grad_o = scratch.get('v2_grad_o', (heads, nwc, s2, d), out).copy_(grad_o.permute(2, 0, 1, 3))
+                grad_o_aug = scratch.get('v2_grad_o_aug', (heads, nwc, s2, d + 1), out)
+                grad_o_aug[..., :d] = grad_o.permute(2, 0, 1, 3)
+                grad_o_aug[..., d] = delta.index_select(0, writes[i]).view(nwc, s2, heads).permute(2, 0, 1)
+                grad_o_aug[..., d].neg_()
+                grad_o = grad_o_aug[..., :d]
                 attn = gather_rows(rows_hm, ridx, 'v2_attn').view(shape_t) if bias is None else \
                     scratch.get('v2_attn', shape_t, out).copy_(bias)
                 attn.view(-1, n_keys, s2).baddbmm_(k_aug.view(-1, n_keys, d + 1),
@@ -229,8 +237,8 @@ class FocalV2Core(torch.autograd.Function):
                 grad_kv = scratch.get('v2_grad_kv', (nwc, n_keys, 2, heads, d), out)
                 grad_v = torch.matmul(attn, grad_o, out=scratch.get('v2_grad_v', (heads, nwc, n_keys, d), out))
                 grad_kv[:, :, 1] = grad_v.permute(1, 2, 0, 3)
-                grad_attn = torch.matmul(v, grad_o.transpose(-1, -2), out=scratch.get('v2_grad_attn', shape_t, out))
-                grad_attn.sub_(delta.index_select(0, writes[i]).view(nwc, s2, heads).permute(2, 0, 1).unsqueeze(2))
+                grad_attn = torch.matmul(v_aug, grad_o_aug.transpose(-1, -2),
+                                         out=scratch.get('v2_grad_attn', shape_t, out))
                 grad_attn.mul_(attn)  # dS^T, the gradient of the biased logits
                 grad_q = torch.matmul(grad_attn.transpose(-1, -2), k_aug[..., :d],
                                       out=scratch.get('v2_grad_q', (heads, nwc, s2, d), out))

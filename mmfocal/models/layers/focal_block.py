@@ -11,7 +11,7 @@ from mmcv.cnn.bricks.drop import DropPath
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
 
-from ...ops import fused_mlp_applies, fused_mlp_residual_, pad_bottom_right
+from ...ops import fused_mlp_applies, fused_mlp_residual_, pad_bottom_right, token_conv
 from .focal_attention import FocalAttention, FocalV2Attention
 
 __all__ = ['FocalMlp', 'FocalBlock', 'FocalV2Block', 'FocalPatchEmbed', 'FocalStage', 'build_pool_layers',
@@ -252,7 +252,7 @@ class FocalPatchEmbed(BaseModule):
         """(B, C, H, W) -> ((B, H'*W', C'), (H', W'))."""
         if self.pad_input:
             x = pad_bottom_right(x, self.patch_size, channels_last=False)[0]
-        x = self.proj(x)
+        x = token_conv(x, self.proj)
         hw = (x.shape[2], x.shape[3])
         return self.norm(x.flatten(2).transpose(1, 2)), hw
 
