@@ -7,13 +7,15 @@ from typing import Optional, Tuple
 import pytest
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from mmengine.logging import MMLogger
 
 from mmfocal.models import FocalTransformer
 from mmfocal.models.layers import FocalAttention, expand_ring_offsets, ring_duplicates
-from mmfocal.ops import attention_settings, flash_cpu_op, focal_v1, fused_mlp_applies, fused_mlp_residual_, scratch
+from mmfocal.ops import (attention_settings, flash_cpu_op, focal_v1, fused_mlp_applies, fused_mlp_residual_, scratch,
+                         token_conv)
 
 SMALL = dict(embed_dims=32, depths=(1, 1, 1, 1), num_heads=(1, 2, 4, 8), drop_path_rate=0.)
 
@@ -93,6 +95,29 @@ def test_conv_embed_sizes() -> None:
     with torch.no_grad():
         feats = model(torch.rand(1, 3, 150, 97))
     assert [tuple(f.shape[2:]) for f in feats] == expected_sizes(150, 97, conv_embed=True)
+
+
+@pytest.mark.parametrize('use_conv_embed', [False, True])
+def test_patch_embeddings_equal_the_plain_convolution_and_write_token_rows(use_conv_embed: bool) -> None:
+    # the stem (an image) and a downsampling (the (B, C, H, W) view of a stage's tokens) against nn.Conv2d's call
+    from mmfocal.models.layers import FocalPatchEmbed
+    torch.manual_seed(0)
+    for embed, x in ((FocalPatchEmbed(3, 16, True, use_conv_embed), torch.rand(2, 3, 29, 35)),
+                     (FocalPatchEmbed(16, 32, False, use_conv_embed),
+                      torch.rand(2, 9 * 11, 16).transpose(1, 2).reshape(2, 16, 9, 11))):
+        x = x.requires_grad_()
+        params = [x, embed.proj.weight, embed.proj.bias]
+        tokens, hw = embed(x)
+        grads = torch.autograd.grad(tokens.square().sum(), params)
+        ref_map = embed.proj(F.pad(x, (0, -x.shape[3] % 4, 0, -x.shape[2] % 4)) if embed.pad_input else x)
+        ref = embed.norm(ref_map.flatten(2).transpose(1, 2))
+        ref_grads = torch.autograd.grad(ref.square().sum(), params)
+        assert hw == tuple(ref_map.shape[2:]) == embed.output_size(tuple(x.shape[2:]))
+        torch.testing.assert_close(tokens, ref, rtol=1e-5, atol=1e-5)
+        for g, r in zip(grads, ref_grads):
+            torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-4)
+        # channels-last output: the (B, H'*W', C') tokens the norm reads are a view, not a copy
+        assert token_conv(x, embed.proj).flatten(2).transpose(1, 2).is_contiguous()
 
 
 @settings(max_examples=12, deadline=None)
