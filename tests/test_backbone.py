@@ -118,6 +118,9 @@ def test_patch_embeddings_equal_the_plain_convolution_and_write_token_rows(use_c
             torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-4)
         # channels-last output: the (B, H'*W', C') tokens the norm reads are a view, not a copy
         assert token_conv(x, embed.proj).flatten(2).transpose(1, 2).is_contiguous()
+    reflect = nn.Conv2d(4, 8, 3, 2, 1, padding_mode='reflect')  # F.conv2d would pad it with zeros: the module's call
+    x = torch.rand(1, 4, 9, 9)
+    torch.testing.assert_close(token_conv(x, reflect), reflect(x), rtol=0, atol=0)
 
 
 @settings(max_examples=12, deadline=None)

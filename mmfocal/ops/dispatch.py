@@ -103,13 +103,14 @@ def token_conv(x: torch.Tensor, conv: torch.nn.Conv2d) -> torch.Tensor:
     stage's (B, H*W, C) tokens is read as it is and (B, H', W', C') tokens are written, so neither the input, the
     output nor their gradients are copied to another layout (the stem's 3-channel image is). The Focal-fast-T
     training step of one 800x1333 image, its four convolutions and their LayerNorms: 583 -> 390 ms (2 threads,
-    2026-12-06). Exported and traced graphs keep the plain convolution.
+    2026-12-06). Exported and traced graphs, and convolutions padding otherwise than with zeros, take the module's
+    own call.
 
     Args:
         x: (B, C, H, W) input, any layout.
-        conv: A 2-d convolution with zero padding.
+        conv: A 2-d convolution.
     """
-    if exporting():
+    if exporting() or conv.padding_mode != 'zeros':
         return conv(x)
     return F.conv2d(x, conv.weight.contiguous(memory_format=torch.channels_last), conv.bias, conv.stride,
                     conv.padding, conv.dilation, conv.groups)
