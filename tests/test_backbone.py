@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from mmengine.logging import MMLogger
 
 from mmfocal.models import FocalTransformer
-from mmfocal.models.layers import FocalAttention, expand_ring_offsets, ring_duplicates
+from mmfocal.models.layers import FocalAttention, FocalPatchEmbed, expand_ring_offsets, ring_duplicates
 from mmfocal.ops import (attention_settings, flash_cpu_op, focal_v1, fused_mlp_applies, fused_mlp_residual_, scratch,
                          token_conv)
 
@@ -100,7 +100,6 @@ def test_conv_embed_sizes() -> None:
 @pytest.mark.parametrize('use_conv_embed', [False, True])
 def test_patch_embeddings_equal_the_plain_convolution_and_write_token_rows(use_conv_embed: bool) -> None:
     # the stem (an image) and a downsampling (the (B, C, H, W) view of a stage's tokens) against nn.Conv2d's call
-    from mmfocal.models.layers import FocalPatchEmbed
     torch.manual_seed(0)
     for embed, x in ((FocalPatchEmbed(3, 16, True, use_conv_embed), torch.rand(2, 3, 29, 35)),
                      (FocalPatchEmbed(16, 32, False, use_conv_embed),
@@ -109,7 +108,8 @@ def test_patch_embeddings_equal_the_plain_convolution_and_write_token_rows(use_c
         params = [x, embed.proj.weight, embed.proj.bias]
         tokens, hw = embed(x)
         grads = torch.autograd.grad(tokens.square().sum(), params)
-        ref_map = embed.proj(F.pad(x, (0, -x.shape[3] % 4, 0, -x.shape[2] % 4)) if embed.pad_input else x)
+        p = embed.patch_size
+        ref_map = embed.proj(F.pad(x, (0, -x.shape[3] % p, 0, -x.shape[2] % p)) if embed.pad_input else x)
         ref = embed.norm(ref_map.flatten(2).transpose(1, 2))
         ref_grads = torch.autograd.grad(ref.square().sum(), params)
         assert hw == tuple(ref_map.shape[2:]) == embed.output_size(tuple(x.shape[2:]))

@@ -15,7 +15,7 @@ evaluated once per distinct offset, and the codes that address it: the bias of k
 ``table[:, query_code[w, q] - key_code[w, k]]``.
 """
 
-from typing import List, Optional
+from typing import List, Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -134,6 +134,15 @@ def _attend_piece(q_rows: torch.Tensor, kv_rows: torch.Tensor, dst: torch.Tensor
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale), None
 
 
+def _with_column(name: str, values: torch.Tensor, column: Union[float, torch.Tensor]) -> torch.Tensor:
+    """``values`` (..., d) with ``column`` (a number or (...)) beside it as channel d, in the reused buffer
+    ``name`` (..., d + 1): a GEMM over d + 1 channels then adds the column's products to the logits."""
+    out = scratch.get(name, values.shape[:-1] + (values.shape[-1] + 1,), values)
+    out[..., :-1] = values
+    out[..., -1] = column
+    return out
+
+
 class FocalV2Core(torch.autograd.Function):
     """Training attention on CPU from one row of projections per token to the attention output per token.
 
@@ -216,18 +225,12 @@ class FocalV2Core(torch.autograd.Function):
                 q_aug[..., d] = lse[i, windows].transpose(0, 1)
                 q_aug[..., d].neg_()
                 kv = gather_rows(kv_rows[i], idx, 'v2_kv').view(nwc, n_keys, 2, heads, d)
-                k_aug = scratch.get('v2_k_aug', (heads, nwc, n_keys, d + 1), out)
-                k_aug[..., :d] = kv[:, :, 0].permute(2, 0, 1, 3)
-                k_aug[..., d] = 1.
+                k_aug = _with_column('v2_k_aug', kv[:, :, 0].permute(2, 0, 1, 3), 1.)
                 # likewise values with a column of ones and output gradients with -delta: dP^T - delta in one GEMM
-                v_aug = scratch.get('v2_v_aug', (heads, nwc, n_keys, d + 1), out)
-                v_aug[..., :d] = kv[:, :, 1].permute(2, 0, 1, 3)
-                v_aug[..., d] = 1.
+                v_aug = _with_column('v2_v_aug', kv[:, :, 1].permute(2, 0, 1, 3), 1.)
                 grad_o = gather_rows(grad_out, writes[i], 'v2_grad_o_rows').view(nwc, s2, heads, d)
-                grad_o_aug = scratch.get('v2_grad_o_aug', (heads, nwc, s2, d + 1), out)
-                grad_o_aug[..., :d] = grad_o.permute(2, 0, 1, 3)
-                grad_o_aug[..., d] = delta.index_select(0, writes[i]).view(nwc, s2, heads).permute(2, 0, 1)
-                grad_o_aug[..., d].neg_()
+                neg_delta = delta.index_select(0, writes[i]).neg_().view(nwc, s2, heads).permute(2, 0, 1)
+                grad_o_aug = _with_column('v2_grad_o_aug', grad_o.permute(2, 0, 1, 3), neg_delta)
                 grad_o = grad_o_aug[..., :d]
                 attn = gather_rows(rows_hm, ridx, 'v2_attn').view(shape_t) if bias is None else \
                     scratch.get('v2_attn', shape_t, out).copy_(bias)
