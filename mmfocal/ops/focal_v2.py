@@ -202,6 +202,14 @@ class FocalV2Core(torch.autograd.Function):
         delta = (grad_out * out).view(-1, heads, d).sum(-1)  # rowsum(dP * P) == rowsum(dO * O)
         grad_q_rows = q_rows.new_empty(b * t + 1, c)  # each real query is one row, written once
         grad_kv_rows = torch.zeros_like(kv_rows)  # summed into
+        # head-major keys and values with a column of ones, (2, heads * R, d + 1) per image, built once: a piece
+        # gathers its (heads, windows, keys, d + 1) operands from them as they are (each token is a key of ~N / s2
+        # windows: permuting the gathered rows per piece copied it that many times). The key/value gradients are
+        # scattered by token rows (2C channels), which takes half as long as by head-major rows of d.
+        n_kv = kv_rows.shape[1]
+        kv_hm = _with_column('v2_kv_hm', kv_rows.view(b, n_kv, 2, heads, d).permute(0, 2, 3, 1, 4), 1.)
+        kv_hm = kv_hm.view(b, 2, heads * n_kv, d + 1)
+        kv_head_rows = torch.arange(heads, device=kv_rows.device).view(heads, 1) * n_kv
         # head-major bias rows (heads * U, s2): a piece's biases gather straight into its (heads, windows, keys,
         # queries) logits, and their gradients scatter straight back from the logits' gradient
         rows_hm = rows.transpose(0, 1).reshape(heads * u, s2)
@@ -211,8 +219,10 @@ class FocalV2Core(torch.autograd.Function):
             nwc = windows.stop - windows.start
             dst, idx, ridx = _piece_rows(slots, index, bias_index, s2, windows)
             ridx = (head_rows + ridx.view(1, -1)).flatten()  # into the head-major rows
+            idx_hm = (kv_head_rows + idx.view(1, -1)).flatten()
             read, writes = _query_rows(dst, t, b)
             shape_t = (heads, nwc, n_keys, s2)  # transposed probabilities: keys by queries, as the bias rows
+            shape_kv = (heads, nwc, n_keys, d + 1)
             # one image: its logits start as the gathered biases and their gradient scatters back as it is;
             # more: the biases are gathered once, copied per image, and the gradients summed before one scatter
             bias = None if b == 1 else gather_rows(rows_hm, ridx, 'v2_bias_hm').view(shape_t)
@@ -224,10 +234,9 @@ class FocalV2Core(torch.autograd.Function):
                 torch.mul(q.permute(2, 0, 1, 3), scale, out=q_aug[..., :d])
                 q_aug[..., d] = lse[i, windows].transpose(0, 1)
                 q_aug[..., d].neg_()
-                kv = gather_rows(kv_rows[i], idx, 'v2_kv').view(nwc, n_keys, 2, heads, d)
-                k_aug = _with_column('v2_k_aug', kv[:, :, 0].permute(2, 0, 1, 3), 1.)
+                k_aug = gather_rows(kv_hm[i, 0], idx_hm, 'v2_k_aug').view(shape_kv)
                 # likewise values with a column of ones and output gradients with -delta: dP^T - delta in one GEMM
-                v_aug = _with_column('v2_v_aug', kv[:, :, 1].permute(2, 0, 1, 3), 1.)
+                v_aug = gather_rows(kv_hm[i, 1], idx_hm, 'v2_v_aug').view(shape_kv)
                 grad_o = gather_rows(grad_out, writes[i], 'v2_grad_o_rows').view(nwc, s2, heads, d)
                 neg_delta = delta.index_select(0, writes[i]).neg_().view(nwc, s2, heads).permute(2, 0, 1)
                 grad_o_aug = _with_column('v2_grad_o_aug', grad_o.permute(2, 0, 1, 3), neg_delta)
