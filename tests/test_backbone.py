@@ -286,6 +286,32 @@ def _check_inference_against_reference() -> None:
                 assert (a - b).abs().max() <= 1e-4
 
 
+def test_inference_adds_the_qkv_bias_where_it_lays_the_projections_out() -> None:
+    # at inference the qkv layer projects without its bias and pack_qkv adds it while copying the queries and the
+    # key/value sources; with non-zero biases (the official initialisation zeroes them) that equals the layer's own
+    # call (taken for any Linear subclass) and the reference formulation
+    model = small_model().eval()
+    layers = [m for m in model.modules() if isinstance(m, FocalAttention)]
+    with torch.no_grad():
+        for layer in layers:
+            layer.qkv.bias.normal_(0, 0.5)
+    ref = FocalTransformer(**SMALL, attn_impl='reference').eval()
+    ref.load_state_dict(model.state_dict())
+
+    class ModuleCall(nn.Linear):
+        pass
+
+    x = torch.rand(2, 3, 75, 61)
+    with torch.no_grad():
+        folded, reference = model(x), ref(x)
+        for layer in layers:
+            layer.qkv.__class__ = ModuleCall
+        unfolded = model(x)
+    for a, b, c in zip(folded, unfolded, reference):
+        assert (a - b).abs().max() <= 1e-5
+        assert (a - c).abs().max() <= 1e-4
+
+
 def _saved_bytes(module: nn.Module, *args) -> int:
     """Bytes of the distinct storages autograd saves for backward during one call."""
     seen = set()

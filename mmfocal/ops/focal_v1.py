@@ -115,14 +115,16 @@ class AttentionGeometry(NamedTuple):
     scale: float
 
 
-def pack_qkv(qkv: torch.Tensor, kv_pooled: Optional[torch.Tensor],
-             g: AttentionGeometry) -> Tuple[torch.Tensor, torch.Tensor]:
+def pack_qkv(qkv: torch.Tensor, kv_pooled: Optional[torch.Tensor], g: AttentionGeometry,
+             qkv_bias: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
     """Queries by window and the key/value sources of one attention call.
 
     Args:
         qkv: (B, Hp, Wp, 3C) projections of the padded map.
         kv_pooled: (B, nWh, nWw, 2C) key/value projections of the pooled tokens, or None.
         g: The call's geometry.
+        qkv_bias: (3C,) the qkv layer's bias when ``qkv`` was projected without it: added while the projections
+            are laid out, which saves ``addmm``'s pass that copies the bias into its whole output first.
 
     Returns:
         q (B, h, nW, s2, dk) head-major, so the kernels see (windows, heads) batches of matrices, and
@@ -136,10 +138,16 @@ def pack_qkv(qkv: torch.Tensor, kv_pooled: Optional[torch.Tensor],
     n_fine = hp * wp
     qkv = qkv.view(b, nwh, s, nww, s, 3, h, d)
     q = qkv.new_empty(b, h, nwh, nww, s, s, dk)
-    q[..., :d] = qkv[..., 0, :, :].permute(0, 5, 1, 3, 2, 4, 6)
     n_src = n_fine + (0 if kv_pooled is None else (nwh + 2 * p) * (nww + 2 * p))
     src = qkv.new_empty(b, n_src, 2, h, dk)
-    src[:, :n_fine, :, :, :d] = qkv.view(b, n_fine, 3, h, d)[:, :, 1:]
+    q_proj, kv_proj = qkv[..., 0, :, :].permute(0, 5, 1, 3, 2, 4, 6), qkv.view(b, n_fine, 3, h, d)[:, :, 1:]
+    if qkv_bias is None:
+        q[..., :d] = q_proj
+        src[:, :n_fine, :, :, :d] = kv_proj
+    else:
+        qkv_bias = qkv_bias.to(qkv.dtype).view(3, h, d)
+        torch.add(q_proj, qkv_bias[0].view(h, 1, 1, 1, 1, d), out=q[..., :d])
+        torch.add(kv_proj, qkv_bias[1:], out=src[:, :n_fine, :, :, :d])
     if kv_pooled is not None:
         src[:, n_fine:, :, :, :d] = F.pad(kv_pooled, (0, 0, p, p, p, p)).view(b, -1, 2, h, d)
     if dk > d:
@@ -290,7 +298,7 @@ def _autograd(qkv: torch.Tensor, kv_pooled: Optional[torch.Tensor], bias: torch.
 
 
 def focal_v1_attention(qkv: torch.Tensor, kv_pooled: Optional[torch.Tensor], bias: torch.Tensor, g: AttentionGeometry,
-                       path: AttentionPath) -> torch.Tensor:
+                       path: AttentionPath, qkv_bias: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Focal attention from the qkv projections to the (B, Hp, Wp, C) output, by ``path``.
 
     Args:
@@ -300,10 +308,14 @@ def focal_v1_attention(qkv: torch.Tensor, kv_pooled: Optional[torch.Tensor], bia
         g: The call's geometry.
         path: ``FUSED`` (no autograd), ``CORE`` (:class:`FocalAttentionCore`) or ``AUTOGRAD`` (standard
             operators, under ``torch.compile``), from :func:`~mmfocal.ops.choose_path`.
+        qkv_bias: (3C,) the qkv layer's bias if ``qkv`` was projected without it (:func:`pack_qkv` adds it on the
+            FUSED path), else None.
     """
     if path is AttentionPath.FUSED:
-        q, src = pack_qkv(qkv, kv_pooled, g)
+        q, src = pack_qkv(qkv, kv_pooled, g, qkv_bias)
         return fused_attention(q, src, bias[:, :, 0], g)
+    if qkv_bias is not None:
+        qkv = qkv + qkv_bias
     if path is AttentionPath.AUTOGRAD:
         return _autograd(qkv, kv_pooled, bias, g)
     if path is not AttentionPath.CORE:

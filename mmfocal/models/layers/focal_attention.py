@@ -191,10 +191,12 @@ class FocalAttention(_WindowAttention):
         g = AttentionGeometry(grid=(hp // s, wp // s), window=s, heads=h, head_dims=d,
                               channels=d + (mask is not None), pad=self.focal_window // 2, n_keys=index.shape[1],
                               index=index.flatten(), mask=mask, scale=self.scale)
-        qkv = self.qkv(x)
+        # at inference the qkv bias is added where the projections are laid out (no GEMM pass copying it first)
+        fold_bias = path is AttentionPath.FUSED and type(self.qkv) is nn.Linear and self.qkv.bias is not None
+        qkv = F.linear(x, self.qkv.weight) if fold_bias else self.qkv(x)
         kv_pooled = self._pooled_kv(pooled) if self.focal_level > 1 else None
         bias = self.position_bias(merge_ring=True).to(qkv.dtype)[None, :, None]  # (1, h, 1, s2, N)
-        return self._output(focal_v1_attention(qkv, kv_pooled, bias, g, path))
+        return self._output(focal_v1_attention(qkv, kv_pooled, bias, g, path, self.qkv.bias if fold_bias else None))
 
     def _key_index(self, hp: int, wp: int, device: torch.device) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         return focal_v1_key_index(hp, wp, self.window_size, self.expand_size,
