@@ -370,6 +370,8 @@ def focal_v2_inference(qkv_rows: torch.Tensor, t: int, slots: torch.Tensor, inde
     nw = slots.numel() // s2
     n_keys = index.numel() // nw
     rows = rows.contiguous()
+    proj_weight = proj_weight.to(qkv_rows.dtype)  # in the activations' dtype, as autocast runs the module
+    proj_bias = None if proj_bias is None else proj_bias.to(qkv_rows.dtype)
     out = qkv_rows.new_empty(b * t + 1, c)  # the last row takes the pad queries' outputs
     flash = flash_cpu_op() if qkv_rows.device.type == 'cpu' else None
     for windows in _window_pieces(nw, n_keys, 2 * c, heads, s2, qkv_rows):

@@ -410,7 +410,9 @@ class FocalV2Attention(_WindowAttention):
         b, t, c = tokens.shape
         n_pooled = 0 if pooled is None else pooled.shape[1] * pooled.shape[2]
         rows = scratch.get('v2_rows', (b, t + n_pooled, 3 * c), tokens)
-        weight, bias = self.qkv.weight, self.qkv.bias
+        # in the activations' dtype, as autocast runs the module (the out= calls take no autocast)
+        weight, bias = self.qkv.weight.to(tokens.dtype), self.qkv.bias
+        bias = None if bias is None else bias.to(tokens.dtype)
         for i in range(b):
             if bias is None:
                 torch.mm(tokens[i], weight.t(), out=rows[i, :t])
