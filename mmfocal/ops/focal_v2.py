@@ -159,7 +159,7 @@ def _bias_sum_matrix(bias_index: torch.Tensor, windows: slice, n_keys: int, u: i
         with warnings.catch_warnings():  # "sparse CSR support is in beta": an internal, tested use
             warnings.simplefilter('ignore', UserWarning)
             per_index[key] = torch.sparse_csr_tensor(crow, torch.argsort(ridx, stable=True),
-                                                     torch.ones(ridx.numel()), (u, ridx.numel()))
+                                                     torch.ones(ridx.numel(), device=ridx.device), (u, ridx.numel()))
     return per_index[key]
 
 
@@ -197,13 +197,14 @@ class FocalV2Core(torch.autograd.Function):
     concatenation of the key/value sources or window reverse is copied, nor copied and zero-filled again by
     their backward passes. Autograd through the gather, the bias lookup and SDPA would also keep every
     window's gathered keys, biases and probabilities until the backward pass. Here PyTorch's CPU flash kernel
-    runs forward piece by piece and only its log-sum-exp is kept; backward gathers the keys again and
-    recomputes the probabilities per piece, transposed (keys by queries) and head-major, so the bias rows, in a
-    (heads * U, s2) copy, are gathered straight into the logits, the GEMM adds k.q * scale - lse to them (a
-    column of ones beside the keys, -lse beside the queries), another gives dP - rowsum(dP * P) at once (ones
-    beside the values, minus that sum beside the output gradients), and the logits' gradient scatters back to the
-    bias rows as it is (with one image; with more, summed over the images first). Each query's gradient is
-    written to its row, the key/value gradients are scattered to theirs (:func:`~mmfocal.ops.scatter_add_rows`).
+    runs forward piece by piece and only its log-sum-exp is kept; backward gathers the keys again (from
+    head-major copies with a column of ones, built once) and recomputes the probabilities per piece, transposed
+    (keys by queries) and head-major, so the bias rows, in a (heads * U, s2) copy, are gathered straight into the
+    logits, the GEMM adds k.q * scale - lse to them (the ones beside the keys, -lse beside the queries), another
+    gives dP - rowsum(dP * P) at once (ones beside the values, minus that sum beside the output gradients), and
+    the logits' gradient is summed back into the bias rows as it is (with one image; with more, added up over
+    the images first) by a cached sparse product (:func:`_bias_sum_matrix`). Each query's gradient is written to
+    its row, the key/value gradients are scattered to theirs (:func:`~mmfocal.ops.scatter_add_rows`).
     (Against the key-major layout with a subtraction of lse and a transposed copy of the bias gradient, the
     training step of one 800x1333 image took 0.905x as long, median of 6 alternating pairs, 2026-12-06; at
     two images of 512² and eight of 224² 1.015x and 0.977x.)
@@ -267,8 +268,8 @@ class FocalV2Core(torch.autograd.Function):
             shape_t = (heads, nwc, n_keys, s2)  # transposed probabilities: keys by queries, as the bias rows
             shape_kv = (heads, nwc, n_keys, d + 1)
             sums = _bias_sum_matrix(bias_index, windows, n_keys, u)
-            # one image: its logits start as the gathered biases and their gradient scatters back as it is;
-            # more: the biases are gathered once, copied per image, and the gradients summed before one scatter
+            # one image: its logits start as the gathered biases and their gradient is summed back as it is;
+            # more: the biases are gathered once, copied per image, and the gradients added up first
             bias = None if b == 1 else gather_rows(rows_hm, ridx, 'v2_bias_hm').view(shape_t)
             for i in range(b):
                 # (heads, windows, ., d + 1): keys with a column of ones, scaled queries with -lse, so the GEMM
