@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from mmfocal.models import FocalTransformerV2
 from mmfocal.models.layers import FocalV2Attention, focal_v2_bias_rows, focal_v2_geometry, nearest_keys
 from mmfocal.ops import AttentionPath, attention_settings, bias_rows
+from test_backbone import assert_bf16_inference_close
 
 SMALL = dict(embed_dims=16, depths=(1, 1, 1, 1), num_heads=(1, 2, 2, 4), drop_path_rate=0.)
 
@@ -204,16 +205,7 @@ def test_bf16_autocast_inference_is_close_to_fp32() -> None:
     # the fused inference path under bf16 autocast: its projections (out= calls, which autocast does not cast) take
     # the weights in the activations' dtype; relative L2 error of the stage outputs 0.4-0.8% (2026-12-06), bf16
     # rounding (~0.4% per step). Tolerance: 2%.
-    torch.manual_seed(0)
-    model = small_model().eval()
-    x = torch.rand(1, 3, 96, 128)
-    with torch.no_grad():
-        ref = model(x)
-        with torch.autocast('cpu', dtype=torch.bfloat16):
-            feats = model(x)
-    for f, r in zip(feats, ref):
-        assert f.dtype == torch.bfloat16
-        assert (f.float() - r).norm() <= 2e-2 * r.norm()
+    assert_bf16_inference_close(small_model().eval())
 
 
 @pytest.mark.parametrize('cpu_flash', [True, False])
