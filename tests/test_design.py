@@ -99,6 +99,25 @@ def test_the_dispatcher_picks_one_path_per_call() -> None:
             assert choose_path('v2', 'fast', cpu, True) is AttentionPath.CORE
     assert choose_path('v2', 'fast', torch.device('meta'), True) is AttentionPath.AUTOGRAD
 
+def test_the_flash_op_is_looked_up_once_per_process(monkeypatch) -> None:
+    # the training loops ask once per piece of windows; a failed lookup (torch 2.1) took 0.57 ms each time
+    from mmfocal.ops import settings as settings_module
+    lookups = []
+
+    class Ops:
+        def __getattr__(self, name: str):
+            lookups.append(name)
+            raise AttributeError(name)
+
+    monkeypatch.setattr(torch.ops, 'aten', Ops())
+    settings_module._cpu_flash_lookup.cache_clear()
+    try:
+        assert [ops.flash_cpu_op() for _ in range(5)] == [None] * 5 and len(lookups) == 1
+        with attention_settings(cpu_flash=False):
+            assert ops.flash_cpu_op() is None and len(lookups) == 1
+    finally:
+        settings_module._cpu_flash_lookup.cache_clear()  # the real op again for later tests
+
 
 def test_the_piece_policy_cuts_equal_pieces_within_the_budget() -> None:
     with attention_settings(piece_bytes=1000):
