@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from mmengine.logging import MMLogger
 
 from mmfocal.models import FocalTransformer
-from mmfocal.models.layers import FocalAttention, FocalPatchEmbed, expand_ring_offsets, ring_duplicates
+from mmfocal.models.layers import (FAST_MASK_VALUE, FocalAttention, FocalPatchEmbed, expand_ring_offsets,
+                                   ring_duplicates)
 from mmfocal.ops import (attention_settings, flash_cpu_op, focal_v1, fused_mlp_applies, fused_mlp_residual_, scratch,
                          token_conv)
 
@@ -403,6 +404,24 @@ def _gradcheck_core() -> None:
         return torch.func.functional_call(attn, dict(zip(names, values)), (x, pooled))
 
     assert torch.autograd.gradcheck(fn, (x, pooled, *(t.requires_grad_() for t in tables.values())))
+
+
+def test_core_backward_zeroes_exactly_the_keys_read_from_the_pooled_padding() -> None:
+    # The fast paths mask at FAST_MASK_VALUE (inside exp's vector range, unlike -100); the CPU core's backward sets
+    # the masked keys' recomputed probabilities to 0, as they are at -100, so their gradients never go subnormal.
+    # Those keys are the pooled neighbourhood's slots outside the grid: the official unfold's zeros.
+    attn = FocalAttention(96, 3, 7, 3, 2, 7)
+    hp, wp, fw = 56, 63, 7
+    index, mask = attn._key_index(hp, wp, torch.device('cpu'))
+    assert set(mask.unique().tolist()) == {0., FAST_MASK_VALUE} and -87. < FAST_MASK_VALUE <= -50.
+    g = focal_v1.AttentionGeometry(grid=(hp // 7, wp // 7), window=7, heads=3, head_dims=32, channels=33, pad=fw // 2,
+                                   n_keys=index.shape[1], index=index.flatten(), mask=mask, scale=attn.scale)
+    masked, first = focal_v1._masked_keys(g)
+    got = torch.zeros(index.shape, dtype=torch.bool)
+    got[:, first:] = masked[:, 0]
+    valid = F.unfold(torch.ones(1, 1, hp // 7, wp // 7), fw, padding=fw // 2)[0].t()  # (windows, fw*fw)
+    expected = torch.cat([torch.zeros(index.shape[0], index.shape[1] - fw * fw, dtype=torch.bool), valid == 0], 1)
+    assert torch.equal(got, expected) and 0 < int(expected.sum()) < expected.numel()
 
 
 @pytest.mark.parametrize('s,e,distinct', [(7, 3, 120), (7, 1, 32), (3, 1, 16), (2, 1, 12)])

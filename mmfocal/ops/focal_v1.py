@@ -240,6 +240,7 @@ class FocalAttentionCore(torch.autograd.Function):
         grad_qkv = q.new_empty(b, nwh, s, nww, s, 3, h, d)
         grad_src = src.new_zeros(b, n_src, 2 * h * dk)
         grad_bias = q.new_zeros(h, s2, n_keys, dtype=accumulate_dtype(q.dtype))
+        masked, first = _masked_keys(g) if ctx.keep_lse else (None, 0)
         for i, window_rows in _window_pieces(q, n_keys, g.grid):
             w = _window_slice(window_rows, nww)
             n_rows = window_rows.stop - window_rows.start
@@ -256,6 +257,8 @@ class FocalAttentionCore(torch.autograd.Function):
                 attn = scratch.get('attn', q_c.shape[:-1] + (n_keys, ), q)
                 torch.matmul(q_c, kv[0].transpose(-1, -2), out=attn)
                 attn.add_(bias[0]).sub_(saved[i, :, w].unsqueeze(-1)).exp_()
+                if masked is not None and bool(masked[w].any()):
+                    attn[..., first:].masked_fill_(masked[w], 0.)
             else:
                 attn = saved[i, :, w]
             grad_kv = scratch.get('grad_kv', kv.shape, q)
@@ -282,6 +285,24 @@ class FocalAttentionCore(torch.autograd.Function):
             grad_pooled = pooled[:, p:p + nwh, p:p + nww].reshape(b, nwh, nww, 2 * h * d)
         grad_bias = grad_bias.to(bias.dtype).view(1, h, 1, s2, n_keys)
         return grad_qkv.view(b, nwh * s, nww * s, 3 * h * d), grad_pooled, grad_bias, None, None
+
+
+def _masked_keys(g: AttentionGeometry) -> Tuple[Optional[torch.Tensor], int]:
+    """Which keys of every window are masked, ``(nW, 1, N - first)`` bool, and the first key slot ever masked.
+
+    The CPU core's backward sets their recomputed probabilities to exactly 0, what they are at the official -100.
+    At :data:`~mmfocal.models.layers.FAST_MASK_VALUE` they come out of ``exp`` tiny but not 0, and their gradients,
+    products with other small numbers, reach float32's subnormal range, where CPU GEMMs run ~100x slower
+    (2026-12-06). Only the pooled keys, the last slots, can be masked. ``(None, 0)`` when nothing is.
+    """
+    if g.mask is None:
+        return None, 0
+    masked = (g.mask.index_select(0, g.index) != 0).view(-1, g.n_keys)
+    slots = masked.any(dim=0).nonzero()
+    if slots.numel() == 0:
+        return None, 0
+    first = int(slots[0])
+    return masked[:, None, first:], first
 
 
 def _autograd(qkv: torch.Tensor, kv_pooled: Optional[torch.Tensor], bias: torch.Tensor,

@@ -26,13 +26,19 @@ import torch
 
 from ...ops import cached_geometry, get_attention_settings
 
-__all__ = ['MASK_VALUE', 'expand_ring_offsets', 'expand_ring_valid_index', 'ring_duplicates',
+__all__ = ['MASK_VALUE', 'FAST_MASK_VALUE', 'expand_ring_offsets', 'expand_ring_valid_index', 'ring_duplicates',
            'relative_position_index', 'window_partition', 'window_reverse', 'window_key_index',
            'focal_v1_key_index', 'nearest_keys', 'FocalV2Geometry', 'focal_v2_geometry', 'focal_v2_token_rows',
            'focal_v2_bias_rows']
 
 # Additive mask value of the official code (Swin convention); finite, so fp16/bf16 stay finite.
 MASK_VALUE = -100.0
+# The fast paths' border mask. PyTorch's CPU exp (in its flash and softmax kernels too) leaves its vector code
+# for inputs below -87.3, where float32 exp underflows: at -100 a masked logit cost 50-150x an ordinary one
+# (2026-12-06, both stacks). A masked key is zero, so its logit is its position bias b + mask; at -50 its weight
+# against the largest logit m, e^(b - 50 - m), still vanishes in float32 sums unless b exceeds every real
+# logit by ~30 (at -100, by ~80): the same outputs (bit-identical on the tests' and benchmark's models).
+FAST_MASK_VALUE = -50.0
 
 def _ring_parts(window_size: int, expand_size: int) -> List[Tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """Per official rolled copy: source rows, source cols and the kept mask over the s*s window positions.
@@ -147,7 +153,7 @@ def window_key_index(hp: int, wp: int, window_size: int, ring_offsets: Optional[
 
     Sources are the hp*wp fine tokens followed by the (nWh+2p)*(nWw+2p) zero-padded pooled grid.
     The official -100 mask hits exactly the keys read from that zero padding, so it is a property of
-    the source token and can travel with it through the gather.
+    the source token and can travel with it through the gather (as :data:`FAST_MASK_VALUE`).
 
     Args:
         hp: Padded map height (a multiple of ``window_size``).
@@ -157,8 +163,8 @@ def window_key_index(hp: int, wp: int, window_size: int, ring_offsets: Optional[
         focal_window: Pooled neighbourhood side fw, or None without a pooled level.
 
     Returns:
-        index (nW, N) long; mask (T,) with 0 / -100 per source token, or None when nothing is masked.
-        Both on the CPU.
+        index (nW, N) long; mask (T,) with 0 / ``FAST_MASK_VALUE`` per source token, or None when nothing
+        is masked. Both on the CPU.
     """
     s = window_size
     nwh, nww = hp // s, wp // s
@@ -179,7 +185,7 @@ def window_key_index(hp: int, wp: int, window_size: int, ring_offsets: Optional[
         pcol = wj.flatten()[:, None] + b.flatten()
         index.append(hp * wp + prow * (nww + 2 * p) + pcol)
         if p > 0:
-            grid = torch.full((nwh + 2 * p, nww + 2 * p), MASK_VALUE)
+            grid = torch.full((nwh + 2 * p, nww + 2 * p), FAST_MASK_VALUE)
             grid[p:p + nwh, p:p + nww] = 0
             mask = torch.cat([torch.zeros(hp * wp), grid.flatten()])
     return torch.cat(index, dim=1), mask
