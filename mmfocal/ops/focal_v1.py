@@ -111,7 +111,7 @@ class AttentionGeometry(NamedTuple):
     pad: int  # zero padding p of the pooled grid
     n_keys: int  # keys per window N
     index: torch.Tensor  # (nW * N,) source of every key of every window
-    mask: Optional[torch.Tensor]  # (T,) 0 / -100 per source token, or None
+    mask: Optional[torch.Tensor]  # (T,) 0 / FAST_MASK_VALUE per source token, or None
     scale: float
 
 

@@ -75,7 +75,7 @@ class FocalAttention(_WindowAttention):
     Each query window attends to (a) its own s×s tokens, (b) the tokens of an ``expand_size``-wide
     ring around it, read cyclically over the padded map as the official rolls do, and (c) with
     ``focal_level == 2`` the fw×fw neighbourhood of pooled sub-window tokens, zero outside the grid
-    and masked there with -100.
+    and masked there with -100 (the fast paths mask with ``FAST_MASK_VALUE``, -50: the same outputs, faster).
 
     Args:
         embed_dims: Channels C.
