@@ -99,6 +99,7 @@ def test_the_dispatcher_picks_one_path_per_call() -> None:
             assert choose_path('v2', 'fast', cpu, True) is AttentionPath.CORE
     assert choose_path('v2', 'fast', torch.device('meta'), True) is AttentionPath.AUTOGRAD
 
+
 def test_the_flash_op_is_looked_up_once_per_process(monkeypatch) -> None:
     # the training loops ask once per piece of windows; a failed lookup (torch 2.1) took 0.57 ms each time
     from mmfocal.ops import settings as settings_module

@@ -37,8 +37,9 @@ MASK_VALUE = -100.0
 # for inputs below -87.3, where float32 exp underflows: at -100 a masked logit cost 50-150x an ordinary one
 # (2026-12-06, both stacks). A masked key is zero, so its logit is its position bias b + mask; at -50 its weight
 # against the largest logit m, e^(b - 50 - m), still vanishes in float32 sums unless b exceeds every real
-# logit by ~30 (at -100, by ~80): the same outputs (bit-identical on the tests' and benchmark's models).
+# logit by ~30 (at -100, by ~80): the same outputs (bit-identical on the benchmark's models, 2026-12-06).
 FAST_MASK_VALUE = -50.0
+
 
 def _ring_parts(window_size: int, expand_size: int) -> List[Tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """Per official rolled copy: source rows, source cols and the kept mask over the s*s window positions.
