@@ -15,8 +15,8 @@ from mmengine.logging import MMLogger
 from mmfocal.models import FocalTransformer
 from mmfocal.models.layers import (FAST_MASK_VALUE, FocalAttention, FocalPatchEmbed, expand_ring_offsets,
                                    ring_duplicates)
-from mmfocal.ops import (attention_settings, flash_cpu_op, focal_v1, fused_mlp_applies, fused_mlp_residual_, scratch,
-                         token_conv)
+from mmfocal.ops import (AttentionPath, attention_settings, flash_cpu_op, focal_v1, fused_mlp_applies,
+                         fused_mlp_residual_, scratch, token_conv)
 
 SMALL = dict(embed_dims=32, depths=(1, 1, 1, 1), num_heads=(1, 2, 4, 8), drop_path_rate=0.)
 
@@ -406,22 +406,46 @@ def _gradcheck_core() -> None:
     assert torch.autograd.gradcheck(fn, (x, pooled, *(t.requires_grad_() for t in tables.values())))
 
 
-def test_core_backward_zeroes_exactly_the_keys_read_from_the_pooled_padding() -> None:
-    # The fast paths mask at FAST_MASK_VALUE (inside exp's vector range, unlike -100); the CPU core's backward sets
-    # the masked keys' recomputed probabilities to 0, as they are at -100, so their gradients never go subnormal.
-    # Those keys are the pooled neighbourhood's slots outside the grid: the official unfold's zeros.
+def test_window_border_mask_is_exactly_the_keys_read_from_the_pooled_padding() -> None:
+    # The fast paths mask at FAST_MASK_VALUE (inside exp's vector range, unlike -100). The piece loops add the
+    # per-window mask to the position bias (FUSED) and the CPU core's backward sets those keys' recomputed
+    # probabilities to 0, as they are at -100, from the same table: the pooled neighbourhood's slots outside the
+    # grid, the official unfold's zeros.
     attn = FocalAttention(96, 3, 7, 3, 2, 7)
     hp, wp, fw = 56, 63, 7
-    index, mask = attn._key_index(hp, wp, torch.device('cpu'))
+    index, mask, key_mask, first = attn._key_index(hp, wp, torch.device('cpu'))
     assert set(mask.unique().tolist()) == {0., FAST_MASK_VALUE} and -87. < FAST_MASK_VALUE <= -50.
-    g = focal_v1.AttentionGeometry(grid=(hp // 7, wp // 7), window=7, heads=3, head_dims=32, channels=33, pad=fw // 2,
-                                   n_keys=index.shape[1], index=index.flatten(), mask=mask, scale=attn.scale)
-    masked, first = focal_v1._masked_keys(g)
-    got = torch.zeros(index.shape, dtype=torch.bool)
-    got[:, first:] = masked[:, 0]
+    assert torch.equal(key_mask[:, 0], mask[index])
     valid = F.unfold(torch.ones(1, 1, hp // 7, wp // 7), fw, padding=fw // 2)[0].t()  # (windows, fw*fw)
     expected = torch.cat([torch.zeros(index.shape[0], index.shape[1] - fw * fw, dtype=torch.bool), valid == 0], 1)
-    assert torch.equal(got, expected) and 0 < int(expected.sum()) < expected.numel()
+    assert torch.equal(key_mask[:, 0] != 0, expected) and 0 < int(expected.sum()) < expected.numel()
+    assert first == index.shape[1] - fw * fw
+    lone = FocalAttention(96, 3, 7, 3, 1)._key_index(hp, wp, torch.device('cpu'))  # no pooled level: no mask
+    assert lone[1:] == (None, None, lone[0].shape[1])
+
+
+def test_the_mask_channel_follows_the_path() -> None:
+    # the piece loops (FUSED, the CPU core) run at d channels with a per-window mask; a geometry that disagrees
+    # with the path is refused rather than masked twice or not at all
+    attn = FocalAttention(96, 3, 7, 3, 2, 7)
+    x, pooled = torch.randn(1, 14, 14, 96), torch.randn(1, 2, 2, 96)
+    cpu = torch.device('cpu')
+    assert not focal_v1.mask_channel(AttentionPath.FUSED, cpu) and not focal_v1.mask_channel(AttentionPath.CORE, cpu)
+    assert focal_v1.mask_channel(AttentionPath.AUTOGRAD, cpu)
+    assert focal_v1.mask_channel(AttentionPath.FUSED, torch.device('cuda'))  # one piece there: no (nW, h, s2, N) mask
+    index, mask, key_mask, first = attn._key_index(14, 14, cpu)
+    g = focal_v1.AttentionGeometry(grid=(2, 2), window=7, heads=3, head_dims=32, channels=33, pad=3,
+                                   n_keys=index.shape[1], index=index.flatten(), mask=mask, key_mask=key_mask,
+                                   first_masked=first, scale=attn.scale)
+    qkv = attn.qkv(x)
+    bias = attn.position_bias(merge_ring=True)[None, :, None]
+    with pytest.raises(ValueError, match='channels=32'):
+        focal_v1.focal_v1_attention(qkv, attn._pooled_kv(pooled), bias, g, AttentionPath.FUSED)
+    with torch.no_grad():
+        auto = focal_v1.focal_v1_attention(qkv, attn._pooled_kv(pooled), bias, g, AttentionPath.AUTOGRAD)
+        fused = focal_v1.focal_v1_attention(qkv, attn._pooled_kv(pooled), bias, g._replace(channels=32),
+                                            AttentionPath.FUSED)
+    assert (auto - fused).abs().max() < 1e-5
 
 
 @pytest.mark.parametrize('s,e,distinct', [(7, 3, 120), (7, 1, 32), (3, 1, 16), (2, 1, 12)])

@@ -5,7 +5,7 @@ the inference MLP that runs in the same pieces."""
 from .dispatch import (AttentionPath, cached_geometry, choose_path, clear_geometry_cache, compiling, exporting,
                        pad_bottom_right, token_conv)
 from .focal_v1 import (AttentionGeometry, FocalAttentionCore, accumulate_dtype, explicit_attention, focal_v1_attention,
-                       fused_attention, pack_qkv)
+                       fused_attention, mask_channel, pack_qkv)
 from .focal_v2 import (BiasLookup, FocalV2Core, bias_rows, focal_v2_attention, focal_v2_inference,
                        focal_v2_training, lookup_bias)
 from .mlp import fused_mlp_applies, fused_mlp_residual_
@@ -17,4 +17,4 @@ __all__ = ['AttentionGeometry', 'AttentionPath', 'AttentionSettings', 'BiasLooku
            'choose_path', 'clear_geometry_cache', 'compiling', 'exporting', 'explicit_attention', 'flash_cpu_op',
            'focal_v1_attention', 'focal_v2_attention', 'focal_v2_inference', 'focal_v2_training', 'fused_attention',
            'fused_mlp_applies', 'fused_mlp_residual_', 'gather_rows', 'get_attention_settings', 'lookup_bias',
-           'pack_qkv', 'pad_bottom_right', 'pieces', 'scatter_add_rows', 'scratch', 'token_conv']
+           'mask_channel', 'pack_qkv', 'pad_bottom_right', 'pieces', 'scatter_add_rows', 'scratch', 'token_conv']

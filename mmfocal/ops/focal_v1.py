@@ -24,15 +24,20 @@ from .scratch import gather_rows, pieces, scatter_add_rows, scratch
 from .settings import flash_cpu_op
 
 __all__ = ['AttentionGeometry', 'FocalAttentionCore', 'accumulate_dtype', 'explicit_attention', 'focal_v1_attention',
-           'fused_attention', 'pack_qkv']
+           'fused_attention', 'mask_channel', 'pack_qkv']
 
 
-def _window_pieces(q: torch.Tensor, n_keys: int, grid: Tuple[int, int]) -> List[Tuple[int, slice]]:
-    """The pieces of the attention loops: (image, slice of window rows) pairs (:func:`~mmfocal.ops.pieces`)."""
+def _row_pieces(q: torch.Tensor, n_keys: int, grid: Tuple[int, int]) -> List[slice]:
+    """The pieces of the attention loops: slices of window rows (:func:`~mmfocal.ops.pieces`)."""
     b, h, nw, s2, dk = q.shape
     nwh, nww = grid
     row_bytes = nww * h * n_keys * (4 * dk + 2 * s2) * q.element_size()
-    return [(i, rows) for i in range(b) for rows in pieces(nwh, row_bytes, q.device)]
+    return pieces(nwh, row_bytes, q.device)
+
+
+def _window_pieces(q: torch.Tensor, n_keys: int, grid: Tuple[int, int]) -> List[Tuple[int, slice]]:
+    """(image, slice of window rows) pairs: every image's :func:`_row_pieces`."""
+    return [(i, rows) for i in range(q.shape[0]) for rows in _row_pieces(q, n_keys, grid)]
 
 
 def _window_slice(rows: slice, nww: int) -> slice:
@@ -107,12 +112,26 @@ class AttentionGeometry(NamedTuple):
     window: int  # window side s
     heads: int
     head_dims: int  # d
-    channels: int  # dk, query/key channels per head: d, plus one border-mask channel when the pooled grid is padded
+    channels: int  # dk, query/key channels per head: d, plus one where the border mask rides along (mask_channel)
     pad: int  # zero padding p of the pooled grid
     n_keys: int  # keys per window N
     index: torch.Tensor  # (nW * N,) source of every key of every window
     mask: Optional[torch.Tensor]  # (T,) 0 / FAST_MASK_VALUE per source token, or None
+    key_mask: Optional[torch.Tensor]  # (nW, 1, N) the same per key of every window (mask[index]), or None
+    first_masked: int  # the first key slot masked in any window (only pooled keys can be); N when none is
     scale: float
+
+
+def mask_channel(path: AttentionPath, device: torch.device) -> bool:
+    """Whether the border mask rides along as an extra query/key channel (``channels = d + 1``).
+
+    It does where whole maps are gathered at once: on the AUTOGRAD path, and off the CPU, where the loops run as
+    one piece and the core keeps the probabilities (:func:`_keeps_lse`); a mask per window would be a (windows,
+    heads, s2, N) tensor of the whole map there. The CPU piece loops (FUSED, the core) add it per piece to the
+    position bias instead and run at d channels: the CPU flash kernel took 8-12% longer at 33 channels than at 32
+    with a per-window mask, and 33-wide rows slow every copy and GEMM of a piece (2026-12-06).
+    """
+    return path is AttentionPath.AUTOGRAD or not _keeps_lse(device)
 
 
 def pack_qkv(qkv: torch.Tensor, kv_pooled: Optional[torch.Tensor], g: AttentionGeometry,
@@ -129,9 +148,9 @@ def pack_qkv(qkv: torch.Tensor, kv_pooled: Optional[torch.Tensor], g: AttentionG
     Returns:
         q (B, h, nW, s2, dk) head-major, so the kernels see (windows, heads) batches of matrices, and
         sources (B, T, 2, h, dk): the Hp*Wp tokens then the zero-padded pooled grid, keys and values of
-        all heads in one row per token. The border mask varies per window while the position bias
-        is shared by all windows: it rides along as the extra (last) channel of the sources against a
-        query channel of 1/scale, so q.k * scale adds it exactly.
+        all heads in one row per token. With ``dk = d + 1`` (:func:`mask_channel`) the border mask, which
+        varies per window while the position bias is shared by all windows, rides along as the extra (last)
+        channel of the sources against a query channel of 1/scale, so q.k * scale adds it exactly.
     """
     b, hp, wp, _ = qkv.shape
     (nwh, nww), s, h, d, dk, p = g.grid, g.window, g.heads, g.head_dims, g.channels, g.pad
@@ -156,6 +175,19 @@ def pack_qkv(qkv: torch.Tensor, kv_pooled: Optional[torch.Tensor], g: AttentionG
     return q.view(b, h, nwh * nww, s * s, dk), src
 
 
+def _piece_mask(bias: torch.Tensor, g: AttentionGeometry, windows: slice) -> torch.Tensor:
+    """The attention mask of a piece of windows: the shared position bias (1, h, s2, N) where none of them reads
+    the pooled padding (or the mask rides along as a channel), else the bias plus each window's border mask,
+    (nWc, h, s2, N) in a reused buffer (built once for all images of the batch)."""
+    if g.key_mask is None or g.channels > g.head_dims:
+        return bias
+    border = g.key_mask[windows]
+    if not bool(border[..., g.first_masked:].any()):
+        return bias
+    mask = scratch.get('mask', (border.shape[0], ) + bias.shape[1:], bias)
+    return torch.add(bias, border.to(bias.dtype)[:, :, None], out=mask)
+
+
 def fused_attention(q: torch.Tensor, src: torch.Tensor, bias: torch.Tensor, g: AttentionGeometry,
                     lse: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Attention through a fused kernel, piece by piece: no (windows, heads, s2, N) logits are stored.
@@ -163,6 +195,7 @@ def fused_attention(q: torch.Tensor, src: torch.Tensor, bias: torch.Tensor, g: A
     Without ``lse``, ``scaled_dot_product_attention`` (on CPU its flash kernel for these strided
     (windows, heads) views: faster than matmul + softmax); with it, PyTorch's CPU flash op (or, without it,
     :func:`explicit_attention`), whose log-sum-exp is written into ``lse`` (B, h, nW, s2) for the backward pass.
+    Without the mask channel each piece's mask is :func:`_piece_mask`.
 
     Args:
         q: (B, h, nW, s2, dk) queries; src: (B, T, 2, h, dk) key/value sources (see :func:`pack_qkv`).
@@ -176,18 +209,20 @@ def fused_attention(q: torch.Tensor, src: torch.Tensor, bias: torch.Tensor, g: A
     b, h = q.shape[:2]
     (nwh, nww), s, d = g.grid, g.window, g.head_dims
     out = q.new_empty(b, nwh, s, nww, s, h, d)
-    for i, window_rows in _window_pieces(q, g.n_keys, g.grid):
+    flash = flash_cpu_op() if lse is not None else None
+    for window_rows in _row_pieces(q, g.n_keys, g.grid):
         w = _window_slice(window_rows, nww)
-        k, v = _gather_windows(src, g.index, i, w, g.n_keys)
-        q_c = q[i, :, w].transpose(0, 1)  # (nWc, h, s2, dk), as are k, v (N keys) and the output
-        if lse is None:
-            o = F.scaled_dot_product_attention(q_c, k, v, attn_mask=bias, scale=g.scale)
-        else:
-            flash = flash_cpu_op()
-            o, m = flash(q_c, k, v, 0., False, attn_mask=bias, scale=g.scale)[:2] if flash is not None else \
-                explicit_attention(q_c, k, v, bias, g.scale, '')
-            lse[i, :, w] = m.transpose(0, 1)
-        out[i, window_rows] = o[..., :d].view(-1, nww, h, s, s, d).permute(0, 3, 1, 4, 2, 5)
+        mask = _piece_mask(bias, g, w)
+        for i in range(b):
+            k, v = _gather_windows(src, g.index, i, w, g.n_keys)
+            q_c = q[i, :, w].transpose(0, 1)  # (nWc, h, s2, dk), as are k, v (N keys) and the output
+            if lse is None:
+                o = F.scaled_dot_product_attention(q_c, k, v, attn_mask=mask, scale=g.scale)
+            else:
+                o, m = flash(q_c, k, v, 0., False, attn_mask=mask, scale=g.scale)[:2] if flash is not None else \
+                    explicit_attention(q_c, k, v, mask, g.scale, '')
+                lse[i, :, w] = m.transpose(0, 1)
+            out[i, window_rows] = o[..., :d].view(-1, nww, h, s, s, d).permute(0, 3, 1, 4, 2, 5)
     return out.view(b, nwh * s, nww * s, h * d)
 
 
@@ -240,7 +275,12 @@ class FocalAttentionCore(torch.autograd.Function):
         grad_qkv = q.new_empty(b, nwh, s, nww, s, 3, h, d)
         grad_src = src.new_zeros(b, n_src, 2 * h * dk)
         grad_bias = q.new_zeros(h, s2, n_keys, dtype=accumulate_dtype(q.dtype))
-        masked, first = _masked_keys(g) if ctx.keep_lse else (None, 0)
+        # the CPU core runs without the mask channel (mask_channel): the keys read from the pooled padding get
+        # probability 0 here, what they have at the official -100 (at -50 they would come out of exp tiny but not
+        # 0, and their gradients, products with other small numbers, reach float32's subnormal range, where CPU
+        # GEMMs run ~100x slower; 2026-12-06)
+        first = g.first_masked
+        masked = g.key_mask[:, :, first:] != 0 if ctx.keep_lse and g.key_mask is not None else None
         for i, window_rows in _window_pieces(q, n_keys, g.grid):
             w = _window_slice(window_rows, nww)
             n_rows = window_rows.stop - window_rows.start
@@ -258,7 +298,7 @@ class FocalAttentionCore(torch.autograd.Function):
                 torch.matmul(q_c, kv[0].transpose(-1, -2), out=attn)
                 attn.add_(bias[0]).sub_(saved[i, :, w].unsqueeze(-1)).exp_()
                 if masked is not None and bool(masked[w].any()):
-                    attn[..., first:].masked_fill_(masked[w], 0.)
+                    attn[..., first:].masked_fill_(masked[w], 0.)  # (h, nWc, s2, N - first) by (nWc, 1, N - first)
             else:
                 attn = saved[i, :, w]
             grad_kv = scratch.get('grad_kv', kv.shape, q)
@@ -285,24 +325,6 @@ class FocalAttentionCore(torch.autograd.Function):
             grad_pooled = pooled[:, p:p + nwh, p:p + nww].reshape(b, nwh, nww, 2 * h * d)
         grad_bias = grad_bias.to(bias.dtype).view(1, h, 1, s2, n_keys)
         return grad_qkv.view(b, nwh * s, nww * s, 3 * h * d), grad_pooled, grad_bias, None, None
-
-
-def _masked_keys(g: AttentionGeometry) -> Tuple[Optional[torch.Tensor], int]:
-    """Which keys of every window are masked, ``(nW, 1, N - first)`` bool, and the first key slot ever masked.
-
-    The CPU core's backward sets their recomputed probabilities to exactly 0, what they are at the official -100.
-    At :data:`~mmfocal.models.layers.FAST_MASK_VALUE` they come out of ``exp`` tiny but not 0, and their gradients,
-    products with other small numbers, reach float32's subnormal range, where CPU GEMMs run ~100x slower
-    (2026-12-06). Only the pooled keys, the last slots, can be masked. ``(None, 0)`` when nothing is.
-    """
-    if g.mask is None:
-        return None, 0
-    masked = (g.mask.index_select(0, g.index) != 0).view(-1, g.n_keys)
-    slots = masked.any(dim=0).nonzero()
-    if slots.numel() == 0:
-        return None, 0
-    first = int(slots[0])
-    return masked[:, None, first:], first
 
 
 def _autograd(qkv: torch.Tensor, kv_pooled: Optional[torch.Tensor], bias: torch.Tensor,
@@ -332,6 +354,10 @@ def focal_v1_attention(qkv: torch.Tensor, kv_pooled: Optional[torch.Tensor], bia
         qkv_bias: (3C,) the qkv layer's bias if ``qkv`` was projected without it (:func:`pack_qkv` adds it on the
             FUSED path), else None.
     """
+    if g.mask is not None and (g.channels > g.head_dims) != mask_channel(path, qkv.device):
+        raise ValueError(f'focal_v1_attention: the {path.name} path on {qkv.device.type} takes '
+                         f'channels={g.head_dims + mask_channel(path, qkv.device)} (see mask_channel), '
+                         f'got {g.channels}.')
     if path is AttentionPath.FUSED:
         q, src = pack_qkv(qkv, kv_pooled, g, qkv_bias)
         return fused_attention(q, src, bias[:, :, 0], g)

@@ -14,7 +14,7 @@ from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
 
 from ...ops import (AttentionGeometry, AttentionPath, bias_rows, choose_path, focal_v1_attention, focal_v2_attention,
-                    focal_v2_inference, focal_v2_training, lookup_bias, scratch)
+                    focal_v2_inference, focal_v2_training, lookup_bias, mask_channel, scratch)
 from .focal_geometry import (MASK_VALUE, FocalV2Geometry, expand_ring_offsets, expand_ring_valid_index,
                              focal_v1_key_index, focal_v2_bias_rows, focal_v2_geometry, focal_v2_token_rows,
                              relative_position_index, ring_duplicates, window_partition, window_reverse)
@@ -187,10 +187,11 @@ class FocalAttention(_WindowAttention):
             return self._forward_reference(x, pooled)
         b, hp, wp, c = x.shape
         s, h, d = self.window_size, self.num_heads, self.head_dims
-        index, mask = self._key_index(hp, wp, x.device)
+        index, mask, key_mask, first = self._key_index(hp, wp, x.device)
         g = AttentionGeometry(grid=(hp // s, wp // s), window=s, heads=h, head_dims=d,
-                              channels=d + (mask is not None), pad=self.focal_window // 2, n_keys=index.shape[1],
-                              index=index.flatten(), mask=mask, scale=self.scale)
+                              channels=d + (mask is not None and mask_channel(path, x.device)),
+                              pad=self.focal_window // 2, n_keys=index.shape[1], index=index.flatten(), mask=mask,
+                              key_mask=key_mask, first_masked=first, scale=self.scale)
         # at inference the qkv bias is added where the projections are laid out (no GEMM pass copying it first)
         fold_bias = path is AttentionPath.FUSED and type(self.qkv) is nn.Linear and self.qkv.bias is not None
         qkv = F.linear(x, self.qkv.weight) if fold_bias else self.qkv(x)
@@ -198,7 +199,8 @@ class FocalAttention(_WindowAttention):
         bias = self.position_bias(merge_ring=True).to(qkv.dtype)[None, :, None]  # (1, h, 1, s2, N)
         return self._output(focal_v1_attention(qkv, kv_pooled, bias, g, path, self.qkv.bias if fold_bias else None))
 
-    def _key_index(self, hp: int, wp: int, device: torch.device) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    def _key_index(self, hp: int, wp: int, device: torch.device
+                   ) -> Tuple[torch.Tensor, Optional[torch.Tensor], Optional[torch.Tensor], int]:
         return focal_v1_key_index(hp, wp, self.window_size, self.expand_size,
                                   self.ring_offsets if self.expand_size > 0 else None,
                                   self.focal_window if self.focal_level > 1 else None, device)

@@ -194,12 +194,23 @@ def window_key_index(hp: int, wp: int, window_size: int, ring_offsets: Optional[
 
 def focal_v1_key_index(hp: int, wp: int, window_size: int, expand_size: int, ring_offsets: Optional[torch.Tensor],
                        focal_window: Optional[int], device: torch.device
-                       ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-    """:func:`window_key_index` of a padded map on ``device``, cached per map size and layer settings."""
+                       ) -> Tuple[torch.Tensor, Optional[torch.Tensor], Optional[torch.Tensor], int]:
+    """:func:`window_key_index` of a padded map on ``device`` with its per-window form, cached per map size and
+    layer settings.
 
-    def build() -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    Returns:
+        index (nW, N) and mask (T,) as :func:`window_key_index`; ``key_mask`` (nW, 1, N), the mask of every key of
+        every window (``mask[index]``), and ``first``, the first key slot masked in any window (only pooled keys
+        can be), or ``(None, N)`` when nothing is masked.
+    """
+
+    def build() -> Tuple[torch.Tensor, Optional[torch.Tensor], Optional[torch.Tensor], int]:
         index, mask = window_key_index(hp, wp, window_size, ring_offsets, focal_window)
-        return index.to(device), None if mask is None else mask.to(device)
+        if mask is None:
+            return index.to(device), None, None, index.shape[1]
+        key_mask = mask[index]
+        first = int((key_mask != 0).any(dim=0).nonzero()[0])
+        return index.to(device), mask.to(device), key_mask[:, None].to(device), first
 
     return cached_geometry(('v1', hp, wp, window_size, expand_size, focal_window, str(device)), build)
 
