@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from mmengine.logging import MMLogger
 
 from mmfocal.models import FocalTransformer
-from mmfocal.models.layers import (FAST_MASK_VALUE, FocalAttention, FocalPatchEmbed, expand_ring_offsets,
-                                   ring_duplicates)
+from mmfocal.models.layers import (FAST_MASK_VALUE, FocalAttention, FocalPatchEmbed, build_pool_layers,
+                                   expand_ring_offsets, pool_windows, ring_duplicates)
 from mmfocal.ops import (AttentionPath, attention_settings, flash_cpu_op, focal_v1, fused_mlp_applies,
                          fused_mlp_residual_, scratch, token_conv)
 
@@ -404,6 +404,21 @@ def _gradcheck_core() -> None:
         return torch.func.functional_call(attn, dict(zip(names, values)), (x, pooled))
 
     assert torch.autograd.gradcheck(fn, (x, pooled, *(t.requires_grad_() for t in tables.values())))
+
+
+def test_fc_window_pooling_without_gradients_equals_the_einsum() -> None:
+    # without autograd the fc pooling runs as a depth-wise convolution (no window copy); it sums the same terms
+    layers = build_pool_layers(24, 7, 2, 'fc')
+    nn.init.normal_(layers[0].weight)
+    nn.init.normal_(layers[0].bias)
+    x = torch.randn(2, 14, 21, 24)
+    with torch.no_grad():
+        fast = pool_windows(x, 7, 'fc', layers)
+    slow = pool_windows(x, 7, 'fc', layers)
+    assert slow.requires_grad and fast.shape == slow.shape == (2, 2, 3, 24)
+    assert (fast - slow).abs().max() <= 1e-5 * slow.abs().max()
+    expected = (x.view(2, 2, 7, 3, 7, 24) * layers[0].weight.view(1, 1, 7, 1, 7, 1)).sum((2, 4)) + layers[0].bias
+    assert torch.allclose(fast, expected, atol=1e-5)
 
 
 def test_window_border_mask_is_exactly_the_keys_read_from_the_pooled_padding() -> None:
