@@ -4,9 +4,11 @@
 :func:`~mmfocal.ops.choose_path` picked; underneath:
 
 * :func:`pack_qkv` lays the qkv projections out as queries by window and key/value *sources*
-  (one row per token), the border mask riding along as an extra channel;
+  (one row per token), the border mask riding along as an extra channel where whole maps are gathered at once
+  (:func:`mask_channel`);
 * :func:`fused_attention` (inference) gathers each piece of windows and runs
-  ``scaled_dot_product_attention`` or PyTorch's CPU flash op on it;
+  ``scaled_dot_product_attention`` or PyTorch's CPU flash op on it, on CPU with the border mask added to the
+  position bias per piece;
 * :class:`FocalAttentionCore` (training) is the same from the qkv projections to the output, saving the
   sources rather than the gathered keys and gathering again in backward.
 
