@@ -178,14 +178,13 @@ def pack_qkv(qkv: torch.Tensor, kv_pooled: Optional[torch.Tensor], g: AttentionG
 
 
 def _piece_mask(bias: torch.Tensor, g: AttentionGeometry, windows: slice) -> torch.Tensor:
-    """The attention mask of a piece of windows: the shared position bias (1, h, s2, N) where none of them reads
-    the pooled padding (or the mask rides along as a channel), else the bias plus each window's border mask,
-    (nWc, h, s2, N) in a reused buffer (built once for all images of the batch)."""
+    """The attention mask of a piece of windows: the bias plus each window's border mask, (nWc, h, s2, N) in a
+    reused buffer (built once for all images of the batch); the shared position bias (1, h, s2, N) where nothing
+    is masked or the mask rides along as a channel. (Every piece of window rows holds border windows: the first
+    and last columns read the pooled padding.)"""
     if g.key_mask is None or g.channels > g.head_dims:
         return bias
     border = g.key_mask[windows]
-    if not bool(border[..., g.first_masked:].any()):
-        return bias
     mask = scratch.get('mask', (border.shape[0], ) + bias.shape[1:], bias)
     return torch.add(bias, border.to(bias.dtype)[:, :, None], out=mask)
 
