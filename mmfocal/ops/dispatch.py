@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from .settings import get_attention_settings
 
 __all__ = ['AttentionPath', 'choose_path', 'compiling', 'exporting', 'cached_geometry', 'clear_geometry_cache',
-           'pad_bottom_right', 'token_conv']
+           'fc_window_pool', 'pad_bottom_right', 'token_conv']
 
 
 class AttentionPath(enum.Enum):
@@ -94,6 +94,27 @@ def pad_bottom_right(x: torch.Tensor, multiple: int, channels_last: bool) -> Tup
     if not (pad_b or pad_r or exporting()):
         return x, False
     return F.pad(x, (0, 0, 0, pad_r, 0, pad_b) if channels_last else (0, pad_r, 0, pad_b)), True
+
+
+def fc_window_pool(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """Each s×s window of a (B, Hp, Wp, C) map pooled to ``sum(weight * window) + bias``: (B, Hp/s, Wp/s, C).
+
+    Without autograd a depth-wise convolution on the channels-last map (no (B, nWh, nWw, C, s*s) copy of the
+    windows): 0.26 against 2.2 ms at 8 x 56 x 56 x 96, 0.58 against 1.9 ms at 203 x 336 x 96 (2 threads,
+    2026-12-06). Its backward took 2-2.3x the einsum's at detection sizes, so training keeps the einsum, as do
+    exported graphs and CPU fp16 (torch 2.1 has no fp16 convolution on CPU).
+
+    Args:
+        x: The padded map, Hp and Wp multiples of s.
+        weight: (s, s) weights of the window positions, shared by the channels.
+        bias: (1,) bias.
+    """
+    b, hp, wp, c = x.shape
+    s = weight.shape[0]
+    if not torch.is_grad_enabled() and not exporting() and (x.device.type != 'cpu' or x.dtype != torch.float16):
+        out = F.conv2d(x.permute(0, 3, 1, 2), weight.expand(c, 1, s, s), bias.expand(c), stride=s, groups=c)
+        return out.permute(0, 2, 3, 1)
+    return torch.einsum('bhiwjc,ij->bhwc', x.view(b, hp // s, s, wp // s, s, c), weight) + bias
 
 
 def token_conv(x: torch.Tensor, conv: torch.nn.Conv2d) -> torch.Tensor:

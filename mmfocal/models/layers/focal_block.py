@@ -5,14 +5,13 @@ from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks.drop import DropPath
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
 
-from ...ops import exporting, fused_mlp_applies, fused_mlp_residual_, pad_bottom_right, token_conv
+from ...ops import fc_window_pool, fused_mlp_applies, fused_mlp_residual_, pad_bottom_right, token_conv
 from .focal_attention import FocalAttention, FocalV2Attention
 
 __all__ = ['FocalMlp', 'FocalBlock', 'FocalV2Block', 'FocalPatchEmbed', 'FocalStage', 'build_pool_layers',
@@ -57,15 +56,7 @@ def pool_windows(x: torch.Tensor, window_size: int, pool_method: str, pool_layer
     if pool_method == 'max':
         return windows.amax(dim=(2, 4))
     fc = pool_layers[0]  # Linear(s*s -> 1) over row-major tokens, shared by channels
-    weight, bias = fc.weight.view(s, s).to(x.dtype), fc.bias.to(x.dtype)
-    if not torch.is_grad_enabled() and not exporting() and (x.device.type != 'cpu' or x.dtype != torch.float16):
-        # the same sums as a depth-wise convolution on the channels-last map: no (B, nWh, nWw, C, s*s) copy;
-        # 0.26 against 2.2 ms at 8 x 56 x 56 x 96, 0.58 against 1.9 ms at 203 x 336 x 96 (2 threads, 2026-12-06).
-        # Its backward took 2-2.3x the einsum's at detection sizes, so training keeps the einsum; torch 2.1 has
-        # no fp16 convolution on CPU.
-        out = F.conv2d(x.permute(0, 3, 1, 2), weight.expand(c, 1, s, s), bias.expand(c), stride=s, groups=c)
-        return out.permute(0, 2, 3, 1)
-    return torch.einsum('bhiwjc,ij->bhwc', windows, weight) + bias
+    return fc_window_pool(x, fc.weight.view(s, s).to(x.dtype), fc.bias.to(x.dtype))
 
 
 class FocalMlp(BaseModule):
