@@ -10,7 +10,7 @@
 4. plots each run's training curves.
 
 Everything runs through the commands a user runs; each is printed first. Seeded: a rerun on the same machine
-and stack prints the same numbers. About 9.5 minutes on 2 cores. Outputs under ``work_dirs/demo/{mask_rcnn,upernet}/``.
+and stack prints the same numbers. About 7-10 minutes on 2 cores. Outputs under ``work_dirs/demo/{mask_rcnn,upernet}/``.
 """
 
 import argparse
