@@ -206,11 +206,12 @@ def focal_v1_key_index(hp: int, wp: int, window_size: int, expand_size: int, rin
 
     def build() -> Tuple[torch.Tensor, Optional[torch.Tensor], Optional[torch.Tensor], int]:
         index, mask = window_key_index(hp, wp, window_size, ring_offsets, focal_window)
-        key_mask = None if mask is None else mask[index]
-        slots = torch.zeros(0) if key_mask is None else (key_mask != 0).any(dim=0).nonzero()
-        if slots.numel() == 0:
-            return index.to(device), None, None, index.shape[1]
-        return index.to(device), mask.to(device), key_mask[:, None].to(device), int(slots[0])
+        if mask is not None:
+            key_mask = mask[index]
+            slots = (key_mask != 0).any(dim=0).nonzero()
+            if slots.numel():
+                return index.to(device), mask.to(device), key_mask[:, None].to(device), int(slots[0])
+        return index.to(device), None, None, index.shape[1]
 
     return cached_geometry(('v1', hp, wp, window_size, expand_size, focal_window, str(device)), build)
 
