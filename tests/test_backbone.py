@@ -16,7 +16,7 @@ from mmfocal.models import FocalTransformer
 from mmfocal.models.layers import (FAST_MASK_VALUE, FocalAttention, FocalPatchEmbed, build_pool_layers,
                                    expand_ring_offsets, pool_windows, ring_duplicates)
 from mmfocal.ops import (AttentionPath, attention_settings, flash_cpu_op, focal_v1, fused_mlp_applies,
-                         fused_mlp_residual_, scratch, token_conv)
+                         fused_mlp_residual_, mlp_training, mlp_training_applies, scratch, token_conv)
 
 SMALL = dict(embed_dims=32, depths=(1, 1, 1, 1), num_heads=(1, 2, 4, 8), drop_path_rate=0.)
 
@@ -575,6 +575,88 @@ def test_inference_mlp_applies_only_where_it_computes_the_same() -> None:
         assert not fused_mlp_applies(x, norm, fc1, nn.GELU(approximate='tanh'), fc2, stochastic=False)
         assert not fused_mlp_applies(x, nn.GroupNorm(1, 24), fc1, act, fc2, stochastic=False)
         assert not fused_mlp_applies(x.transpose(0, 1), norm, fc1, act, fc2, stochastic=False)
+
+
+def _mlp_step(x: torch.Tensor, fc1: nn.Linear, act: nn.Module, fc2: nn.Linear, core: bool) -> tuple:
+    """Output and gradients (input, fc1, fc2) of fc2(act(fc1(x))) with a fixed upstream gradient."""
+    fc1.zero_grad(), fc2.zero_grad()
+    x = x.detach().clone().requires_grad_()
+    out = mlp_training(x, fc1, fc2) if core else fc2(act(fc1(x)))
+    out.backward(torch.linspace(-1, 1, out.numel()).view_as(out))
+    return out, x.grad, fc1.weight.grad, fc1.bias.grad, fc2.weight.grad, fc2.bias.grad
+
+
+def _equal_to_rounding(got: torch.Tensor, expected: torch.Tensor) -> bool:
+    """Whether two float32 sums of the same terms in other orders agree: max |diff| <= 1e-5 * max |expected|."""
+    return bool((got - expected).abs().max() <= 1e-5 * expected.abs().max())
+
+
+@pytest.mark.parametrize('piece_bytes', [1, 4096])
+def test_training_mlp_in_pieces_equals_the_modules(piece_bytes: int) -> None:
+    # one row per piece and a few rows: the output, input and weight gradients (sums over pieces) to rounding
+    _, fc1, act, fc2 = _mlp_modules()
+    nn.init.normal_(fc1.bias), nn.init.normal_(fc2.bias)
+    x = torch.randn(2, 37, 24)
+    expected = _mlp_step(x, fc1, act, fc2, core=False)
+    with attention_settings(piece_bytes=piece_bytes):
+        assert mlp_training_applies(x.requires_grad_(), fc1, act, fc2, dropout=False)
+        got = _mlp_step(x, fc1, act, fc2, core=True)
+    assert all(_equal_to_rounding(g, e) for g, e in zip(got, expected))
+
+
+def test_training_mlp_computes_only_the_gradients_asked_for() -> None:
+    # a frozen fc1 (fine-tuning the rest) gets none; the input and fc2 get the modules' gradients
+    _, fc1, act, fc2 = _mlp_modules()
+    fc1.requires_grad_(False)
+    x = torch.randn(3, 20, 24)
+    expected = _mlp_step(x, fc1, act, fc2, core=False)
+    with attention_settings(piece_bytes=4096):
+        got = _mlp_step(x, fc1, act, fc2, core=True)
+    assert got[2] is None and got[3] is None
+    assert all(_equal_to_rounding(got[i], expected[i]) for i in (0, 1, 4, 5))
+
+
+def test_training_mlp_applies_only_where_it_computes_the_same() -> None:
+    _, fc1, act, fc2 = _mlp_modules()
+    x = torch.randn(2, 37, 24, requires_grad=True)
+    with attention_settings(piece_bytes=4096):
+        assert mlp_training_applies(x, fc1, act, fc2, dropout=False)
+        assert not mlp_training_applies(x, fc1, act, fc2, dropout=True)
+        assert not mlp_training_applies(x, fc1, nn.GELU(approximate='tanh'), fc2, dropout=False)
+        assert not mlp_training_applies(x.double(), fc1, act, fc2, dropout=False)  # dtype other than the weights'
+        with torch.no_grad():  # inference: fused_mlp_residual_'s case
+            assert not mlp_training_applies(x, fc1, act, fc2, dropout=False)
+        with torch.autocast('cpu', dtype=torch.bfloat16):  # autocast recasts the modules' inputs
+            assert not mlp_training_applies(x, fc1, act, fc2, dropout=False)
+        fc1.requires_grad_(False), fc2.requires_grad_(False)
+        assert not mlp_training_applies(x.detach(), fc1, act, fc2, dropout=False)  # nothing needs a gradient
+        fc1.requires_grad_(True), fc2.requires_grad_(True)
+    assert not mlp_training_applies(x, fc1, act, fc2, dropout=False)  # 74 rows are one piece: nothing to cut
+
+
+def test_backbone_training_takes_the_mlp_core_and_matches_the_modules(monkeypatch: pytest.MonkeyPatch) -> None:
+    # pieces of 4 KiB: every block's MLP runs through MlpCore; features and parameter gradients to rounding against
+    # the same model with the modules' MLP (gradients as tight as the fast-against-reference tests: some are ~1e-7,
+    # sums of terms that cancel)
+    from mmfocal.models.layers import focal_block
+    calls = []
+    core = focal_block.mlp_training
+    monkeypatch.setattr(focal_block, 'mlp_training', lambda *a: calls.append(1) or core(*a))
+    model = small_model().train()
+    x = torch.rand(2, 3, 64, 48)
+    results = []
+    for on in (True, False):
+        if not on:
+            monkeypatch.setattr(focal_block, 'mlp_training_applies', lambda *a, **k: False)
+        model.zero_grad()
+        with attention_settings(piece_bytes=4096):
+            feats = model(x)
+            sum(f.square().mean() for f in feats).backward()
+        results.append((feats, {n: p.grad.clone() for n, p in model.named_parameters()}))
+    assert len(calls) == sum(isinstance(m, focal_block.FocalMlp) for m in model.modules())
+    assert all(_equal_to_rounding(a, b) for a, b in zip(results[0][0], results[1][0]))
+    for name, g in results[0][1].items():
+        assert torch.allclose(g, results[1][1][name], atol=1e-6, rtol=1e-4), name
 
 
 def test_backbone_inference_equals_its_autograd_forward() -> None:

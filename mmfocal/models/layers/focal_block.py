@@ -11,7 +11,8 @@ from mmcv.cnn.bricks.drop import DropPath
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
 
-from ...ops import fc_window_pool, fused_mlp_applies, fused_mlp_residual_, pad_bottom_right, token_conv
+from ...ops import (fc_window_pool, fused_mlp_applies, fused_mlp_residual_, mlp_training, mlp_training_applies,
+                    pad_bottom_right, token_conv)
 from .focal_attention import FocalAttention, FocalV2Attention
 
 __all__ = ['FocalMlp', 'FocalBlock', 'FocalV2Block', 'FocalPatchEmbed', 'FocalStage', 'build_pool_layers',
@@ -76,7 +77,9 @@ class FocalMlp(BaseModule):
         self.drop = nn.Dropout(drop)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Apply fc1 -> GELU -> fc2."""
+        """Apply fc1 -> GELU -> fc2 (in training on CPU piece by piece: :func:`~mmfocal.ops.mlp_training`)."""
+        if mlp_training_applies(x, self.fc1, self.act, self.fc2, dropout=self.training and self.drop.p > 0):
+            return mlp_training(x, self.fc1, self.fc2)
         return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
 
 
