@@ -616,6 +616,16 @@ def test_training_mlp_computes_only_the_gradients_asked_for() -> None:
     assert all(_equal_to_rounding(got[i], expected[i]) for i in (0, 1, 4, 5))
 
 
+def test_training_mlp_refuses_a_second_derivative_clearly() -> None:
+    _, fc1, _, fc2 = _mlp_modules()
+    x = torch.randn(2, 37, 24, requires_grad=True)
+    with attention_settings(piece_bytes=4096):
+        out = mlp_training(x, fc1, fc2)
+    (grad,) = torch.autograd.grad(out.square().sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match='once_differentiable'):
+        grad.sum().backward()
+
+
 def test_training_mlp_applies_only_where_it_computes_the_same() -> None:
     _, fc1, act, fc2 = _mlp_modules()
     x = torch.randn(2, 37, 24, requires_grad=True)

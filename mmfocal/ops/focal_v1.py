@@ -20,6 +20,7 @@ from typing import List, NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 
 from .dispatch import AttentionPath
 from .scratch import gather_rows, pieces, scatter_add_rows, scratch
@@ -264,6 +265,7 @@ class FocalAttentionCore(torch.autograd.Function):
         return out
 
     @staticmethod
+    @once_differentiable  # a second derivative: autograd's one clear error, not a failure inside this backward
     def backward(ctx, grad_out: torch.Tensor) -> tuple:
         q, src, bias, out, saved = ctx.saved_tensors
         g = ctx.g

@@ -21,6 +21,7 @@ from typing import Dict, List, Optional, Union
 
 import torch
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 
 from .focal_v1 import accumulate_dtype, explicit_attention
 from .scratch import gather_rows, pieces, scatter_add_rows, scratch
@@ -235,6 +236,7 @@ class FocalV2Core(torch.autograd.Function):
         return out
 
     @staticmethod
+    @once_differentiable  # a second derivative: autograd's one clear error, not a failure inside this backward
     def backward(ctx, grad_out: torch.Tensor) -> tuple:
         q_rows, kv_rows, rows, slots, index, bias_index, out, lse = ctx.saved_tensors
         b, t, c = q_rows.shape

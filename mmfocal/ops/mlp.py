@@ -13,6 +13,7 @@ and never writes a whole-map hidden gradient.
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 
 from .dispatch import compiling, exporting
 from .scratch import pieces, scratch
@@ -132,6 +133,7 @@ class MlpCore(torch.autograd.Function):
         return out
 
     @staticmethod
+    @once_differentiable  # a second derivative: autograd's one clear error, not a failure inside this backward
     def backward(ctx, grad_out: torch.Tensor) -> tuple:
         x, pre, w1, w2 = ctx.saved_tensors
         need_x, need_w1, need_b1, need_w2, need_b2 = ctx.needs_input_grad
