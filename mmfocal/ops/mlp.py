@@ -36,9 +36,15 @@ def fused_mlp_applies(x: torch.Tensor, norm: nn.Module, fc1: nn.Linear, act: nn.
         fc2: Second linear layer.
         stochastic: Whether dropout or stochastic depth is active in this call.
     """
-    return (not torch.is_grad_enabled() and not stochastic and not exporting() and not compiling()
-            and type(norm) is nn.LayerNorm and type(act) is nn.GELU and act.approximate == 'none'
-            and fc1.bias is not None and fc2.bias is not None and x.dtype == fc1.weight.dtype and x.is_contiguous())
+    return (not torch.is_grad_enabled() and not stochastic and type(norm) is nn.LayerNorm and x.is_contiguous()
+            and _pieces_compute_the_modules(x, fc1, act, fc2))
+
+
+def _pieces_compute_the_modules(x: torch.Tensor, fc1: nn.Linear, act: nn.Module, fc2: nn.Linear) -> bool:
+    """What both piece loops need to compute what the modules would: not traced (exports and ``torch.compile``
+    take the modules themselves), an exact GELU, both biases (``addmm``), the weights' dtype."""
+    return (not exporting() and not compiling() and type(act) is nn.GELU and act.approximate == 'none'
+            and fc1.bias is not None and fc2.bias is not None and x.dtype == fc1.weight.dtype == fc2.weight.dtype)
 
 
 def fused_mlp_residual_(x: torch.Tensor, norm: nn.LayerNorm, fc1: nn.Linear, fc2: nn.Linear) -> torch.Tensor:
@@ -95,9 +101,8 @@ def mlp_training_applies(x: torch.Tensor, fc1: nn.Linear, act: nn.Module, fc2: n
         fc2: Second linear layer.
         dropout: Whether the MLP's dropout is active in this call.
     """
-    if (x.device.type != 'cpu' or not torch.is_grad_enabled() or dropout or exporting() or compiling()
-            or _autocast_on('cpu') or type(act) is not nn.GELU or act.approximate != 'none'
-            or fc1.bias is None or fc2.bias is None or x.dtype != fc1.weight.dtype or x.dtype != fc2.weight.dtype):
+    if (x.device.type != 'cpu' or not torch.is_grad_enabled() or dropout or _autocast_on('cpu')
+            or not _pieces_compute_the_modules(x, fc1, act, fc2)):
         return False
     if not any(t.requires_grad for t in (x, fc1.weight, fc1.bias, fc2.weight, fc2.bias)):
         return False
