@@ -58,7 +58,8 @@ add_mim_extension()
 setup(
     name='mmfocal',
     version=read_version(),
-    description='Focal Transformer backbones (Yang et al., NeurIPS 2021) for MMDetection 3.x and MMSegmentation 1.x',
+    description='Focal Transformer backbones (Yang et al., NeurIPS 2021) in plain PyTorch, for timm, MMDetection 3.x, '
+    'MMSegmentation 1.x and mmpretrain',
     long_description=open(osp.join(HERE, 'README.md'), encoding='utf-8').read()
     if osp.exists(osp.join(HERE, 'README.md')) else '',
     long_description_content_type='text/markdown',
@@ -80,21 +81,16 @@ setup(
     include_package_data=True,
     package_data={'mmfocal': ['.mim/model-index.yml', '.mim/configs/**/*', '.mim/tools/**/*']},
     python_requires='>=3.9',
-    # Lower bounds only: exact pins live in requirements.txt. A range here keeps
-    # `pip install -e .` from replacing the torch build the user already has.
-    install_requires=[
-        'torch>=2.1',  # tested: 2.1.2 and 2.14.1 (docs/install.md)
-        'torchvision',
-        'mmengine>=0.10.0,<1.0.0',
-        'mmcv>=2.0.0rc4,<2.2.0',
-        'timm>=1.0.3',
-        'numpy',
-        'pyyaml',
-    ],
+    # What the model core needs: torch alone (lower bound only: a range keeps `pip install` from replacing the
+    # torch build the user already has). Each face comes with its extra; mmdet / mmseg also need mmcv 2.1 with
+    # its compiled ops, which no package registry serves prebuilt (docs/install.md says how to get it).
+    install_requires=['torch>=2.1'],  # tested: 2.1.2 and 2.14.1 (docs/install.md)
     extras_require={
-        'det': ['mmdet>=3.3.0,<3.4.0', 'pycocotools'],
-        'seg': ['mmsegmentation>=1.2.2,<1.3.0', 'ftfy', 'regex'],
-        'cls': ['mmpretrain>=1.2.0,<1.3.0'],
+        'timm': ['timm>=1.0.3'],
+        'det': ['mmengine>=0.10.0,<1.0.0', 'mmcv>=2.0.0rc4,<2.2.0', 'mmdet>=3.3.0,<3.4.0', 'pycocotools'],
+        'seg': ['mmengine>=0.10.0,<1.0.0', 'mmcv>=2.0.0rc4,<2.2.0', 'mmsegmentation>=1.2.2,<1.3.0', 'ftfy', 'regex'],
+        'cls': ['mmengine>=0.10.0,<1.0.0', 'mmpretrain>=1.2.0,<1.3.0'],
+        'deploy': ['onnx', 'onnxruntime'],
         'tests': ['pytest', 'hypothesis', 'matplotlib', 'onnx', 'onnxruntime'],
     },
     entry_points={'console_scripts': ['mmfocal-config = mmfocal.apis.configs:main']},

@@ -48,6 +48,69 @@ def test_registration_through_custom_imports_in_a_fresh_process() -> None:
     assert out.split() == ['FocalTransformer', 'FocalTransformer']
 
 
+_OPENMMLAB = ('mmdet', 'mmseg', 'mmpretrain', 'mmcv', 'mmengine')
+
+
+def _fresh(code: str) -> str:
+    return subprocess.run([sys.executable, '-c', textwrap.dedent(code)], capture_output=True, text=True,
+                          check=True).stdout
+
+
+def test_import_mmfocal_imports_no_openmmlab_package_timm_or_dynamo() -> None:
+    out = _fresh(f"""
+        import sys
+        import mmfocal
+        print(sorted(m for m in sys.modules if m.split('.')[0] in {_OPENMMLAB + ('timm', )!r}
+                     or m == 'torch._dynamo'))
+    """)
+    assert out.strip() == '[]'
+
+
+@pytest.mark.parametrize('scope', ['mmdet', 'mmseg', 'mmpretrain'])
+@pytest.mark.parametrize('mmfocal_first', [True, False])
+def test_each_registry_gets_the_backbones_whichever_is_imported_first(scope: str, mmfocal_first: bool) -> None:
+    first, second = 'import mmfocal', f'from {scope}.registry import MODELS'
+    out = _fresh(f"""
+        {first if mmfocal_first else second}
+        {second if mmfocal_first else first}
+        from {scope}.registry import MODELS
+        import mmfocal
+        for name in ('FocalTransformer', 'FocalTransformerV2'):
+            assert MODELS.get(name) is getattr(mmfocal, name), name
+        model = MODELS.build(dict(type='FocalTransformerV2', embed_dims=16, depths=(1, 1, 1, 1), num_heads=1))
+        print(type(model).__name__)
+    """)
+    assert out.split() == ['FocalTransformerV2']
+
+
+@pytest.mark.parametrize('mmfocal_first', [True, False])
+def test_reppoints_v2_and_the_timm_models_register_whichever_is_imported_first(mmfocal_first: bool) -> None:
+    first, second = 'import mmfocal', 'import mmdet.models, timm'
+    out = _fresh(f"""
+        {first if mmfocal_first else second}
+        {second if mmfocal_first else first}
+        from mmdet.registry import MODELS, TASK_UTILS
+        print(MODELS.get('RepPointsV2Head').__name__, MODELS.get('RPDBiFPN').__name__,
+              TASK_UTILS.get('PointAssignerV2').__name__, len(timm.list_models('focal*_patch4_window7_224')))
+    """)
+    assert out.split() == ['RepPointsV2Head', 'RPDBiFPN', 'PointAssignerV2', '9']
+
+
+def test_torch_compile_after_a_plain_import_runs_the_geometry_step_eagerly() -> None:
+    # importing mmfocal leaves dynamo alone; once torch.compile imports it, the step is marked for dynamo
+    from mmfocal.models.backbones import focal_base
+    assert 'prepare_geometry' in focal_base._EAGER_STEPS  # this process imported dynamo (pytest, timm)
+    out = _fresh("""
+        import sys
+        import mmfocal
+        from mmfocal.models.backbones import focal_base
+        before = 'prepare_geometry' in focal_base._EAGER_STEPS
+        import torch._dynamo
+        print(before, focal_base._EAGER_STEPS['prepare_geometry'] is not focal_base._prepare_geometry)
+    """)
+    assert out.split() == ['False', 'True']
+
+
 def test_require_scope_explains_unknown_and_missing_scopes(monkeypatch: pytest.MonkeyPatch) -> None:
     from mmfocal import registry
     registry.require_scope('mmdet')
@@ -176,8 +239,10 @@ def test_plain_torch_cannot_read_mmengine_checkpoints_without_mmfocal(tmp_path) 
     code = f"import torch; torch.load({osp.join(work, 'iter_2.pth')!r})"
     bare = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
     assert bare.returncode != 0 and 'UnpicklingError' in bare.stderr
-    fixed = subprocess.run([sys.executable, '-c', 'import mmfocal; ' + code], capture_output=True, text=True)
-    assert fixed.returncode == 0, fixed.stderr
+    # the allow-list is filled when both are imported, in either order (import mmfocal alone imports no mmengine)
+    for imports in ('import mmfocal, mmengine; ', 'import mmengine, mmfocal; '):
+        fixed = subprocess.run([sys.executable, '-c', imports + code], capture_output=True, text=True)
+        assert fixed.returncode == 0, fixed.stderr
 
 
 class _Evil:

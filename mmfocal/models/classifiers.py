@@ -8,6 +8,7 @@ the checkpoint checks of the backbone apply. They speak timm's model interface (
 ``feature_info``); :mod:`mmfocal.models.timm_models` registers them with timm.
 """
 
+import contextlib
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
@@ -36,7 +37,8 @@ class _ClassifierMixin:
     """
 
     def __init__(self, num_classes: int = 1000, global_pool: str = 'avg', in_chans: int = 3, drop_rate: float = 0.,
-                 proj_drop_rate: float = 0., **kwargs: Any) -> None:
+                 proj_drop_rate: float = 0., device: Optional[Union[str, torch.device]] = None,
+                 dtype: Optional[torch.dtype] = None, **kwargs: Any) -> None:
         name = type(self).__name__
         if 'in_channels' in kwargs:
             raise TypeError(f"{name}: the image channels are timm's in_chans (got in_channels).")
@@ -46,8 +48,17 @@ class _ClassifierMixin:
                                 'timm.create_model(..., features_only=True, out_indices=...).')
         if global_pool not in _POOLS:
             raise ValueError(f'{name}: global_pool={global_pool!r}: choose one of {_POOLS}.')
+        # timm's factory arguments: every parameter and buffer made on `device` (e.g. 'meta': no memory), in `dtype`
+        with torch.device(device) if device is not None else contextlib.nullcontext():
+            self._build(num_classes, global_pool, in_chans, drop_rate, proj_drop_rate, **kwargs)
+        if dtype is not None:
+            self.to(dtype)
+
+    def _build(self, num_classes: int, global_pool: str, in_chans: int, drop_rate: float, proj_drop_rate: float,
+               **kwargs: Any) -> None:
         super().__init__(in_channels=in_chans, drop_rate=proj_drop_rate, out_indices=(3, ), **kwargs)
         self.num_stages = len(self.layers)
+        self.in_chans = in_chans
         channels = [self.embed_dims * 2 ** i for i in range(self.num_stages)]
         # timm's attributes: the classifier input width and every stage as a feature (stride 4 .. 32)
         self.num_features = self.head_hidden_size = channels[-1]
@@ -77,7 +88,11 @@ class _ClassifierMixin:
                 raise ValueError(f'{type(self).__name__}: global_pool={global_pool!r}: choose one of {_POOLS}.')
             self.global_pool = global_pool
         self.num_classes = num_classes
-        self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        # the new head on the device and in the dtype of the rest of the model
+        like = self.patch_embed.proj.weight
+        self.head = (nn.Linear(self.num_features, num_classes, device=like.device, dtype=like.dtype)
+                     if num_classes > 0 else nn.Identity())
+        self.head.train(self.training)
         init_linear_and_norms(self.head)  # the official head initialisation
 
     @torch.jit.ignore
@@ -87,8 +102,9 @@ class _ClassifierMixin:
             layer.with_cp = enable
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """The final-normed last stage map (B, C, H / 32, W / 32)."""
-        tokens, hw = self.forward_stages(x, (self.num_stages - 1, ))[self.num_stages - 1]
+        """The final-normed last stage map (B, C, H / 32, W / 32); after pruning, the last kept stage's map."""
+        last = len(self.layers) - 1  # the final norm is an Identity once stages are pruned
+        tokens, hw = self.forward_stages(x, (last, ))[last]
         return to_nchw(self.norm(tokens), hw)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
@@ -182,7 +198,8 @@ def _official_tensors(checkpoint: Any) -> Dict[str, torch.Tensor]:
     return state
 
 
-def official_classifier_state_dict(checkpoint: Any, model: nn.Module) -> Dict[str, torch.Tensor]:
+def official_classifier_state_dict(checkpoint: Any, model: nn.Module, adapt_stem_later: bool = False
+                                   ) -> Dict[str, torch.Tensor]:
     """An official ImageNet checkpoint (or a saved classifier) as the classifier's state dict.
 
     Pure: finds the weights in any container (``{'model': ...}``, ``{'state_dict': ...}``, ``module.``),
@@ -192,6 +209,8 @@ def official_classifier_state_dict(checkpoint: Any, model: nn.Module) -> Dict[st
     Args:
         checkpoint: The loaded file (or its state dict).
         model: The classifier the weights are for.
+        adapt_stem_later: Leave the stem's convolution with the file's input channels, for a caller that adapts
+            it to the model's (timm's ``in_chans``, after this filter).
 
     Returns:
         The state dict to load (strictly, when the head has the file's number of classes).
@@ -204,7 +223,7 @@ def official_classifier_state_dict(checkpoint: Any, model: nn.Module) -> Dict[st
     if not any(k.startswith('norm3.') for k in state):
         raise CheckpointMismatchError('the pretrained file has no final norm (norm.* or norm3.*): it is not a '
                                       'classifier checkpoint (a detection backbone has no head to load).')
-    adapt_state_dict(state, model.state_dict())
+    adapt_state_dict(state, model.state_dict(), input_conv='patch_embed.proj.weight' if adapt_stem_later else None)
     return state
 
 

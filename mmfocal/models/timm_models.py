@@ -53,8 +53,12 @@ default_cfgs = generate_default_cfgs({f'{name}.ms_in1k': _cfg(spec[3]) for name,
 
 
 def checkpoint_filter_fn(state_dict: Dict[str, Any], model: nn.Module) -> Dict[str, Any]:
-    """timm's pretrained filter: an official ImageNet file as the model's state dict (head kept)."""
-    return official_classifier_state_dict(state_dict, model)
+    """timm's pretrained filter: an official ImageNet file as the model's state dict (head kept).
+
+    The stem keeps the file's three input channels: timm adapts them to ``in_chans`` after this filter (summed
+    for one channel, repeated and rescaled for more), as for its own models.
+    """
+    return official_classifier_state_dict(state_dict, model, adapt_stem_later=True)
 
 
 def _safe_pretrained_overlay(variant: str, kwargs: Dict[str, Any]) -> None:

@@ -4,9 +4,10 @@ The attention layers of both families describe *what* they compute; :func:`choos
 the device, the grad mode, whether the model is being exported or traced, and :mod:`~mmfocal.ops.settings`.
 """
 
+import contextlib
 import enum
 from collections import OrderedDict
-from typing import Any, Callable, Hashable, Tuple
+from typing import Any, Callable, Hashable, Iterator, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -53,6 +54,12 @@ def compiling() -> bool:
     return bool(torch._dynamo.is_compiling())  # torch < 2.3
 
 
+def tables_before_trace() -> bool:
+    """Whether a backbone builds its gather tables eagerly before the trace: under ``torch.compile``, but not in
+    an export, which takes the reference path and needs none."""
+    return compiling() and not exporting()
+
+
 def choose_path(family: str, impl: str, device: torch.device, needs_grad: bool,
                 dropout: bool = False) -> AttentionPath:
     """The implementation of one attention call.
@@ -66,7 +73,7 @@ def choose_path(family: str, impl: str, device: torch.device, needs_grad: bool,
     """
     if impl == 'reference' or dropout or exporting():
         return AttentionPath.REFERENCE
-    if compiling():
+    if compiling() or device.type == 'meta':  # standard differentiable operators: dynamo and shape-only tensors
         return AttentionPath.AUTOGRAD
     if not needs_grad:
         return AttentionPath.FUSED
@@ -147,6 +154,11 @@ def cached_geometry(key: Hashable, build: Callable[[], Any]) -> Any:
     their tables, and multi-scale training sees many map sizes.
     """
     value = _GEOMETRY_CACHE.get(key)
+    if value is None and exporting() and compiling():
+        # torch.export traces with fake tensors, whose values a nearest-key search cannot read: the tables are
+        # constants of the (static) map size, so they are computed for real and enter the graph as constants
+        with _real_tensors():
+            return build()
     if compiling():
         # read-only while dynamo traces: the backbone filled the cache before tracing (FocalBackbone), and a
         # reordered cache would fail the guards on it and recompile every call
@@ -158,6 +170,15 @@ def cached_geometry(key: Hashable, build: Callable[[], Any]) -> Any:
     while len(_GEOMETRY_CACHE) > max(1, get_attention_settings().geometry_cache_size):
         _GEOMETRY_CACHE.popitem(last=False)
     return value
+
+
+@contextlib.contextmanager
+def _real_tensors() -> Iterator[None]:
+    """Suspend the fake-tensor and proxy modes of an export trace (tensors made inside are real ones)."""
+    from torch._subclasses import fake_tensor
+    from torch.fx.experimental import proxy_tensor
+    with fake_tensor.unset_fake_temporarily(), proxy_tensor.disable_proxy_modes_tracing():
+        yield
 
 
 def clear_geometry_cache() -> None:

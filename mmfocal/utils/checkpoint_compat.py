@@ -21,7 +21,6 @@ import pickle
 import types
 from typing import Any, Dict, List, Tuple, Union
 
-import numpy as np
 import torch
 
 __all__ = ['register_safe_globals', 'history_buffer_getattr', 'safe_torch_load']
@@ -55,6 +54,10 @@ def history_buffer_getattr(obj: Any, name: str) -> Any:
 
 def _numpy_globals() -> List[Any]:
     """numpy objects that pickled arrays and scalars reference (numpy 1.x and 2.x names)."""
+    try:
+        import numpy as np
+    except ImportError:  # numpy is optional for torch; a checkpoint without arrays needs none of this
+        return []
     objs: List[Any] = [np.ndarray, np.dtype]
     for mod_name in ('numpy._core.multiarray', 'numpy.core.multiarray'):
         try:
@@ -72,14 +75,25 @@ def _numpy_globals() -> List[Any]:
 
 
 def _mmengine_globals() -> List[Any]:
-    """Everything mmengine checkpoints reference beyond tensors: objects or ``(object, 'module.name')``."""
-    from mmengine.logging import HistoryBuffer
+    """Everything mmengine checkpoints reference beyond tensors: objects or ``(object, 'module.name')``.
+
+    Without mmengine installed only the numpy objects: no checkpoint read there can hold mmengine's objects
+    that anything could use.
+    """
+    try:
+        from mmengine.logging import HistoryBuffer
+    except ImportError:
+        return _numpy_globals()
     return [HistoryBuffer, (history_buffer_getattr, 'builtins.getattr'),
             (history_buffer_getattr, '__builtin__.getattr')] + _numpy_globals()
 
 
 def register_safe_globals() -> None:
-    """Allow-list the objects found in mmengine checkpoints for ``weights_only`` loading (idempotent)."""
+    """Allow-list the objects found in mmengine checkpoints for ``weights_only`` loading (idempotent).
+
+    Called on the first safe load and when mmengine is imported (:mod:`mmfocal.registry`), so that mmengine's
+    own ``torch.load`` of a resumed run reads its message hub; importing mmfocal alone imports nothing for it.
+    """
     global _REGISTERED
     if _REGISTERED or not hasattr(torch.serialization, 'add_safe_globals'):
         return

@@ -13,21 +13,28 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
-from mmcv.cnn import build_norm_layer
-from mmengine.logging import print_log
-from mmengine.model import BaseModule
 
-from ...ops import compiling, scratch
+from ...ops import compiling, scratch, tables_before_trace
+from ...utils.logging import log_info
 from ...utils.torch_compat import register_load_state_dict_pre_hook
 from ..layers import FocalPatchEmbed, FocalStage, init_linear_and_norms
 from ..layers.focal_block import _FocalBlockBase
+from ..layers.primitives import build_norm
 from ..utils.focal_checkpoint import (CheckpointMismatchError, adapt_state_dict, check_checkpoint_exists,
                                       check_version_family, extract_backbone_state_dict, load_checkpoint_file,
                                       official_to_mmfocal, pretrained_checkpoint, summarize_keys)
 
-__all__ = ['FocalBackbone', 'per_stage', 'to_nchw']
+__all__ = ['FocalBackbone', 'mark_eager_under_dynamo', 'per_stage', 'run_stages', 'to_nchw']
 
-_compiler_disable = getattr(torch.compiler, 'disable', None) or torch._dynamo.disable
+# The geometry step as dynamo sees it: replaced by its dynamo-disabled form once torch._dynamo is imported
+# (mark_eager_under_dynamo, called by mmfocal.registry), so that importing mmfocal does not import dynamo.
+_EAGER_STEPS: Dict[str, object] = {}
+
+
+def mark_eager_under_dynamo() -> None:
+    """Run the backbones' geometry step outside dynamo's traces (called once torch._dynamo is imported)."""
+    disable = getattr(torch.compiler, 'disable', None) or torch._dynamo.disable
+    _EAGER_STEPS['prepare_geometry'] = disable(_prepare_geometry)
 
 
 def per_stage(value: Union[int, float, Sequence], n: int, name: str) -> tuple:
@@ -40,7 +47,7 @@ def per_stage(value: Union[int, float, Sequence], n: int, name: str) -> tuple:
     return value
 
 
-class FocalBackbone(BaseModule):
+class FocalBackbone(nn.Module):
     """Multi-scale NCHW backbone of one Focal family (abstract: use a family class).
 
     Args:
@@ -78,7 +85,10 @@ class FocalBackbone(BaseModule):
                  attn_drop_rate: float, drop_path_rate: float, use_conv_embed: bool, out_indices: Sequence[int],
                  frozen_stages: int, norm_eval: bool, with_cp: bool, norm_cfg: dict, attn_impl: str,
                  init_cfg: Optional[Union[dict, List[dict]]], block_specs: Sequence[Tuple[type, dict]]) -> None:
-        super().__init__(init_cfg=init_cfg)
+        super().__init__()
+        self.init_cfg = init_cfg
+        # mmengine's runners call init_weights() only on modules whose is_init is False
+        self.is_init = False
         arch_key, embed_dims, depths, num_heads = self.resolve_arch(arch, embed_dims, depths, num_heads, window_size)
         n = len(depths)
         if len(block_specs) != n:
@@ -121,7 +131,7 @@ class FocalBackbone(BaseModule):
                     pool_method=focal_pool, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, qk_scale=qk_scale,
                     drop_rate=drop_rate, attn_drop_rate=attn_drop_rate, attn_impl=attn_impl, **block_cfg))
         for i in self.out_indices:
-            self.add_module(f'norm{i}', build_norm_layer(norm_cfg, self.num_features[i])[1])
+            self.add_module(f'norm{i}', build_norm(norm_cfg, self.num_features[i]))
 
         register_load_state_dict_pre_hook(self, self._adapt_incoming_state_dict)
         self._freeze_stages()
@@ -219,7 +229,7 @@ class FocalBackbone(BaseModule):
         path = pretrained_checkpoint(self.init_cfg)
         if path is not None:
             self.load_pretrained(path)
-        self._is_init = True
+        self.is_init = True
         self._freeze_stages()
 
     def load_pretrained(self, path: str) -> Dict[str, List[str]]:
@@ -236,11 +246,10 @@ class FocalBackbone(BaseModule):
         state, notes = official_to_mmfocal(state, self.state_dict())
         result = self.load_state_dict(state, strict=False)
         missing, unexpected = list(result.missing_keys), list(result.unexpected_keys)
-        print_log(
+        log_info(
             f'{type(self).__name__}: loaded {len(state) - len(unexpected)} tensors from {path}; '
             f'missing (newly initialised): {summarize_keys(missing)}; '
-            f'unexpected (ignored): {summarize_keys(unexpected)}' + (f'; {"; ".join(notes)}' if notes else ''),
-            logger='current')
+            f'unexpected (ignored): {summarize_keys(unexpected)}' + (f'; {"; ".join(notes)}' if notes else ''))
         return {'missing': missing, 'unexpected': unexpected}
 
     def _adapt_incoming_state_dict(self, module: nn.Module, state_dict: dict, prefix: str,
@@ -263,7 +272,7 @@ class FocalBackbone(BaseModule):
         check_version_family(state_dict, self._focal_v2, 'the weights being loaded', prefix)
         _, resized = adapt_state_dict(state_dict, self.state_dict(), prefix)
         if resized:
-            print_log(f'{name}: resized bias tables {", ".join(resized)}', logger='current')
+            log_info(f'{name}: resized bias tables {", ".join(resized)}')
 
     # --- training mode -----------------------------------------------------------------------
 
@@ -301,18 +310,6 @@ class FocalBackbone(BaseModule):
         raw = self.forward_stages(x, self.out_indices)
         return tuple(to_nchw(getattr(self, f'norm{i}')(raw[i][0]), raw[i][1]) for i in self.out_indices)
 
-    @_compiler_disable
-    def _prepare_geometry(self, hw: Tuple[int, int], device: torch.device, last: int) -> None:
-        """Fill the gather-table cache for an H×W input before dynamo traces the stages.
-
-        The tables are built from data-dependent sizes (``topk`` ranges): built inside the trace they would
-        break the graph in every block. This runs eagerly, one break at the start of the forward, and the
-        blocks then read the tables as constants.
-        """
-        hw = self.patch_embed.output_size((int(hw[0]), int(hw[1])))
-        for layer in self.layers[:last + 1]:
-            hw = layer.prepare(hw, device)
-
     def forward_stages(self, x: torch.Tensor, indices: Sequence[int]
                        ) -> Dict[int, Tuple[torch.Tensor, Tuple[int, int]]]:
         """Run the stem and the stages up to ``max(indices)``; the raw (un-normed) outputs of ``indices``.
@@ -327,29 +324,70 @@ class FocalBackbone(BaseModule):
         Returns:
             Stage index -> (tokens (B, H_i * W_i, C_i), (H_i, W_i)).
         """
-        name = type(self).__name__
-        if x.dim() != 4:
-            raise ValueError(f'{name} expects (B, C, H, W) images, got shape {tuple(x.shape)}.')
-        if min(x.shape[2:]) < 32:
-            raise ValueError(f'{name} needs H, W >= 32 (four stride-2 stages after stride 4); '
-                             f'got {tuple(x.shape[2:])}.')
-        last = max(indices)
-        if compiling():
-            self._prepare_geometry(tuple(x.shape[2:]), x.device, last)
-        x, hw = self.patch_embed(x)
-        x = self.pos_drop(x)
-        outs = {}
-        # compiled calls use no reused buffers (ops.choose_path), and dynamo would break the graph at the scope
-        with contextlib.nullcontext() if compiling() else scratch.forward_scope():
-            for i, layer in enumerate(self.layers):
-                out, out_hw, x, hw = layer(x, hw, downsample=i < last)
-                if i in indices:
-                    outs[i] = (out, out_hw)
-                if i >= last:
-                    break
-        return outs
+        return run_stages(self.patch_embed, self.pos_drop, self.layers, x, tuple(int(i) for i in indices),
+                          type(self).__name__)
+
+
+def run_stages(patch_embed: nn.Module, pos_drop: nn.Module, layers: nn.ModuleList, x: torch.Tensor,
+               indices: Tuple[int, ...], name: str) -> Dict[int, Tuple[torch.Tensor, Tuple[int, int]]]:
+    """The body of :meth:`FocalBackbone.forward_stages`: checks, stem, stages, one scratch scope.
+
+    A function of the backbone's modules rather than a method so that ``torch.fx`` records it as one call
+    (``torch.fx.wrap`` below): the stages' padding, window counts and gather tables follow the input's size,
+    which a symbolic trace does not know. FX tools (timm's and torchvision's feature extractors, FX
+    quantization, mmengine's FX-based tools) then trace the backbone and classifiers around it.
+
+    Args:
+        patch_embed: The stem.
+        pos_drop: Dropout after the stem.
+        layers: The stages.
+        x: Images (B, C, H, W), H, W >= 32.
+        indices: Stages whose outputs are kept.
+        name: The model's class name, for error messages.
+
+    Returns:
+        Stage index -> (tokens (B, H_i * W_i, C_i), (H_i, W_i)).
+    """
+    if x.dim() != 4:
+        raise ValueError(f'{name} expects (B, C, H, W) images, got shape {tuple(x.shape)}.')
+    if min(x.shape[2:]) < 32:
+        raise ValueError(f'{name} needs H, W >= 32 (four stride-2 stages after stride 4); '
+                         f'got {tuple(x.shape[2:])}.')
+    last = max(indices)
+    if tables_before_trace():
+        _EAGER_STEPS.get('prepare_geometry', _prepare_geometry)(patch_embed, layers, tuple(x.shape[2:]), x.device,
+                                                                  last)
+    x, hw = patch_embed(x)
+    x = pos_drop(x)
+    outs = {}
+    # compiled calls use no reused buffers (ops.choose_path), and dynamo would break the graph at the scope
+    with contextlib.nullcontext() if compiling() else scratch.forward_scope():
+        for i, layer in enumerate(layers):
+            out, out_hw, x, hw = layer(x, hw, downsample=i < last)
+            if i in indices:
+                outs[i] = (out, out_hw)
+            if i >= last:
+                break
+    return outs
+
+
+torch.fx.wrap('run_stages')
+
+
+def _prepare_geometry(patch_embed: nn.Module, layers: nn.ModuleList, hw: Tuple[int, int], device: torch.device,
+                      last: int) -> None:
+    """Fill the gather-table cache for an H×W input before dynamo traces the stages.
+
+    The tables are built from data-dependent sizes (``topk`` ranges): built inside the trace they would break
+    the graph in every block. This runs eagerly, one break at the start of the forward, and the blocks then
+    read the tables as constants.
+    """
+    hw = patch_embed.output_size((int(hw[0]), int(hw[1])))
+    for layer in layers[:last + 1]:
+        hw = layer.prepare(hw, device)
 
 
 def to_nchw(tokens: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
     """(B, H * W, C) tokens as a contiguous (B, C, H, W) map."""
-    return tokens.transpose(1, 2).reshape(tokens.shape[0], -1, *hw).contiguous()
+    # indexed, not unpacked: under torch.fx hw is one traced value
+    return tokens.transpose(1, 2).reshape(tokens.shape[0], -1, hw[0], hw[1]).contiguous()

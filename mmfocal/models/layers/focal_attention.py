@@ -10,27 +10,25 @@ from typing import Optional, Tuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmengine.model import BaseModule
-from mmengine.model.weight_init import trunc_normal_
 
 from ...ops import (AttentionGeometry, AttentionPath, bias_rows, choose_path, focal_v1_attention, focal_v2_attention,
                     focal_v2_inference, focal_v2_training, lookup_bias, mask_channel, scratch)
 from .focal_geometry import (MASK_VALUE, FocalV2Geometry, expand_ring_offsets, expand_ring_valid_index,
                              focal_v1_key_index, focal_v2_bias_rows, focal_v2_geometry, focal_v2_token_rows,
                              relative_position_index, ring_duplicates, window_partition, window_reverse)
+from .primitives import trunc_normal_
 
 __all__ = ['FocalAttention', 'FocalV2Attention']
 
 
-class _WindowAttention(BaseModule):
+class _WindowAttention(nn.Module):
     """What both families share: the qkv / output projections (official names), dropouts and the scale."""
 
     family = ''
 
     def __init__(self, embed_dims: int, num_heads: int, window_size: int, focal_level: int, qkv_bias: bool,
-                 qk_scale: Optional[float], attn_drop: float, proj_drop: float, attn_impl: str,
-                 init_cfg: Optional[dict]) -> None:
-        super().__init__(init_cfg=init_cfg)
+                 qk_scale: Optional[float], attn_drop: float, proj_drop: float, attn_impl: str) -> None:
+        super().__init__()
         self.embed_dims = embed_dims
         self.num_heads = num_heads
         self.head_dims = embed_dims // num_heads
@@ -90,7 +88,6 @@ class FocalAttention(_WindowAttention):
         proj_drop: Dropout after the output projection.
         attn_impl: ``'fast'`` (one gather + fused attention, :mod:`mmfocal.ops`) or ``'reference'`` (official
             roll/unfold; also taken for attention dropout and while exporting).
-        init_cfg: mmengine init config.
     """
 
     family = 'v1'
@@ -106,31 +103,39 @@ class FocalAttention(_WindowAttention):
                  qk_scale: Optional[float] = None,
                  attn_drop: float = 0.,
                  proj_drop: float = 0.,
-                 attn_impl: str = 'fast',
-                 init_cfg: Optional[dict] = None) -> None:
+                 attn_impl: str = 'fast') -> None:
         super().__init__(embed_dims, num_heads, window_size, focal_level, qkv_bias, qk_scale, attn_drop, proj_drop,
-                         attn_impl, init_cfg)
+                         attn_impl)
         self.expand_size = expand_size
         self.focal_window = focal_window
         s = window_size
         self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * s - 1) ** 2, num_heads))
-        self.register_buffer('relative_position_index', relative_position_index(s, s), persistent=False)
         if expand_size > 0:
             n_ring = 4 * (s * s - (s - expand_size) ** 2)
             self.relative_position_bias_table_to_neighbors = nn.Parameter(torch.zeros(1, num_heads, s * s, n_ring))
-            self.register_buffer('valid_ind_rolled', expand_ring_valid_index(s, expand_size), persistent=False)
-            offsets = expand_ring_offsets(s, expand_size)
-            first, slots, repeats = ring_duplicates(offsets)
-            self.register_buffer('ring_offsets', offsets[first], persistent=False)  # distinct ones, fast path
-            self.register_buffer('ring_first', first, persistent=False)
-            self.register_buffer('ring_slots', slots, persistent=False)
-            self.register_buffer('ring_repeats', repeats, persistent=False)
         if focal_level > 1:
             self.relative_position_bias_table_to_windows = nn.ParameterList(
                 [nn.Parameter(torch.zeros(num_heads, (s + focal_window - 1) ** 2))])
-            self.register_buffer('relative_position_index_0', relative_position_index(s, focal_window),
-                                 persistent=False)
+        self.init_non_persistent_buffers()
         self._add_projections()  # after the tables, as in the official v1 WindowAttention
+
+    def init_non_persistent_buffers(self) -> None:
+        """(Re)build the never-saved index buffers of the window geometry where the parameters are (timm's
+        ``reinit_non_persistent_buffers`` calls it after ``to_empty``); the index maths runs on the CPU."""
+        s, e = self.window_size, self.expand_size
+        with torch.device('cpu'):
+            buffers = {'relative_position_index': relative_position_index(s, s)}
+            if e > 0:
+                offsets = expand_ring_offsets(s, e)
+                first, slots, repeats = ring_duplicates(offsets)
+                buffers.update(valid_ind_rolled=expand_ring_valid_index(s, e), ring_first=first, ring_slots=slots,
+                               ring_repeats=repeats)
+                self.ring_offsets = offsets[first]  # distinct ones, for the gather tables: on the CPU, always
+            if self.focal_level > 1:
+                buffers['relative_position_index_0'] = relative_position_index(s, self.focal_window)
+        device = self.relative_position_bias_table.device
+        for name, value in buffers.items():
+            self.register_buffer(name, value.to(device), persistent=False)
 
     def init_bias_tables(self) -> None:
         """The official initialisation of the ring and pooled-level tables (trunc-normal, std 0.02).
@@ -277,16 +282,15 @@ class FocalV2Attention(_WindowAttention):
         attn_impl: ``'fast'`` (bias table per distinct offset, fused attention) or ``'reference'`` (the
             official formulation: the MLP on every (query, key) coordinate, explicit logits and softmax;
             also used for attention dropout > 0 and while exporting).
-        init_cfg: mmengine init config.
     """
 
     family = 'v2'
 
     def __init__(self, embed_dims: int, num_heads: int, window_size: int = 7, focal_level: int = 2, topk: int = 128,
                  qkv_bias: bool = True, qk_scale: Optional[float] = None, attn_drop: float = 0.,
-                 proj_drop: float = 0., attn_impl: str = 'fast', init_cfg: Optional[dict] = None) -> None:
+                 proj_drop: float = 0., attn_impl: str = 'fast') -> None:
         super().__init__(embed_dims, num_heads, window_size, focal_level, qkv_bias, qk_scale, attn_drop, proj_drop,
-                         attn_impl, init_cfg)
+                         attn_impl)
         self.topk = topk
         self._add_projections()  # before the position-bias MLPs, as in the official v2 WindowAttention
         self.coord2rpb_all = nn.ModuleList([

@@ -6,14 +6,11 @@ from typing import Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 import torch.utils.checkpoint as cp
-from mmcv.cnn import build_norm_layer
-from mmcv.cnn.bricks.drop import DropPath
-from mmengine.model import BaseModule
-from mmengine.model.weight_init import trunc_normal_
 
 from ...ops import (fc_window_pool, fused_mlp_applies, fused_mlp_residual_, mlp_training, mlp_training_applies,
                     pad_bottom_right, token_conv)
 from .focal_attention import FocalAttention, FocalV2Attention
+from .primitives import DropPath, build_norm, trunc_normal_
 
 __all__ = ['FocalMlp', 'FocalBlock', 'FocalV2Block', 'FocalPatchEmbed', 'FocalStage', 'build_pool_layers',
            'init_linear_and_norms', 'pool_windows']
@@ -60,7 +57,7 @@ def pool_windows(x: torch.Tensor, window_size: int, pool_method: str, pool_layer
     return fc_window_pool(x, fc.weight.view(s, s).to(x.dtype), fc.bias.to(x.dtype))
 
 
-class FocalMlp(BaseModule):
+class FocalMlp(nn.Module):
     """Transformer MLP with the official parameter names (``fc1``, ``fc2``).
 
     Args:
@@ -95,7 +92,7 @@ def init_linear_and_norms(module: nn.Module) -> None:
             nn.init.constant_(m.bias, 0)
 
 
-class _FocalBlockBase(BaseModule):
+class _FocalBlockBase(nn.Module):
     """Pre-norm block of both families: ``x + attn(LN(x))``, then ``x + mlp(LN(x))`` (official block names).
 
     The map is zero-padded bottom/right to a multiple of s after LN1 (unmasked, as in the official v1 block;
@@ -106,19 +103,19 @@ class _FocalBlockBase(BaseModule):
     attention_cls: type = nn.Module
 
     def __init__(self, embed_dims: int, num_heads: int, window_size: int, focal_level: int, pool_method: str,
-                 mlp_ratio: float, drop_rate: float, drop_path_rate: float, norm_cfg: dict, attn_cfg: dict,
-                 init_cfg: Optional[dict]) -> None:
-        super().__init__(init_cfg=init_cfg)
+                 mlp_ratio: float, drop_rate: float, drop_path_rate: float, norm_cfg: dict,
+                 attn_cfg: dict) -> None:
+        super().__init__()
         self.window_size = window_size
         self.focal_level = focal_level
         self.pool_method = pool_method
         # Registered before norm1, as in the official block (only the key order depends on it).
         self.pool_layers = build_pool_layers(embed_dims, window_size, focal_level, pool_method)
-        self.norm1 = build_norm_layer(norm_cfg, embed_dims)[1]
+        self.norm1 = build_norm(norm_cfg, embed_dims)
         self.attn = self.attention_cls(embed_dims=embed_dims, num_heads=num_heads, window_size=window_size,
                                        focal_level=focal_level, proj_drop=drop_rate, **attn_cfg)
         self.drop_path = DropPath(drop_path_rate) if drop_path_rate > 0. else nn.Identity()
-        self.norm2 = build_norm_layer(norm_cfg, embed_dims)[1]
+        self.norm2 = build_norm(norm_cfg, embed_dims)
         self.mlp = FocalMlp(embed_dims=embed_dims, hidden_dims=int(embed_dims * mlp_ratio), drop=drop_rate)
 
     def reset_parameters(self) -> None:
@@ -179,7 +176,6 @@ class FocalBlock(_FocalBlockBase):
         drop_path_rate: Stochastic depth of this block.
         norm_cfg: Norm config for the token norms.
         attn_impl: ``'fast'`` or ``'reference'``.
-        init_cfg: mmengine init config.
     """
 
     attention_cls = FocalAttention
@@ -188,11 +184,11 @@ class FocalBlock(_FocalBlockBase):
                  focal_level: int = 2, focal_window: int = 7, pool_method: str = 'fc', mlp_ratio: float = 4.,
                  qkv_bias: bool = True, qk_scale: Optional[float] = None, drop_rate: float = 0.,
                  attn_drop_rate: float = 0., drop_path_rate: float = 0., norm_cfg: dict = dict(type='LN'),
-                 attn_impl: str = 'fast', init_cfg: Optional[dict] = None) -> None:
+                 attn_impl: str = 'fast') -> None:
         super().__init__(embed_dims, num_heads, window_size, focal_level, pool_method, mlp_ratio, drop_rate,
                          drop_path_rate, norm_cfg,
                          dict(expand_size=expand_size, focal_window=focal_window, qkv_bias=qkv_bias,
-                              qk_scale=qk_scale, attn_drop=attn_drop_rate, attn_impl=attn_impl), init_cfg)
+                              qk_scale=qk_scale, attn_drop=attn_drop_rate, attn_impl=attn_impl))
 
 
 class FocalV2Block(_FocalBlockBase):
@@ -200,7 +196,7 @@ class FocalV2Block(_FocalBlockBase):
 
     Args:
         embed_dims, num_heads, window_size, focal_level, pool_method, mlp_ratio, qkv_bias, qk_scale, drop_rate,
-            attn_drop_rate, drop_path_rate, norm_cfg, attn_impl, init_cfg: As for :class:`FocalBlock`.
+            attn_drop_rate, drop_path_rate, norm_cfg, attn_impl: As for :class:`FocalBlock`.
         topk: Keys per level and window (128 in the released models), in place of v1's expand ring and
             pooled neighbourhood.
     """
@@ -210,15 +206,14 @@ class FocalV2Block(_FocalBlockBase):
     def __init__(self, embed_dims: int, num_heads: int, window_size: int = 7, focal_level: int = 2, topk: int = 128,
                  pool_method: str = 'fc', mlp_ratio: float = 4., qkv_bias: bool = True,
                  qk_scale: Optional[float] = None, drop_rate: float = 0., attn_drop_rate: float = 0.,
-                 drop_path_rate: float = 0., norm_cfg: dict = dict(type='LN'), attn_impl: str = 'fast',
-                 init_cfg: Optional[dict] = None) -> None:
+                 drop_path_rate: float = 0., norm_cfg: dict = dict(type='LN'), attn_impl: str = 'fast') -> None:
         super().__init__(embed_dims, num_heads, window_size, focal_level, pool_method, mlp_ratio, drop_rate,
                          drop_path_rate, norm_cfg,
                          dict(topk=topk, qkv_bias=qkv_bias, qk_scale=qk_scale, attn_drop=attn_drop_rate,
-                              attn_impl=attn_impl), init_cfg)
+                              attn_impl=attn_impl))
 
 
-class FocalPatchEmbed(BaseModule):
+class FocalPatchEmbed(nn.Module):
     """Convolutional patch embedding + LayerNorm: the stem and the between-stage downsampling.
 
     Args:
@@ -240,7 +235,7 @@ class FocalPatchEmbed(BaseModule):
         else:
             kernel, stride, padding = self.patch_size, self.patch_size, 0
         self.proj = nn.Conv2d(in_channels, embed_dims, kernel, stride=stride, padding=padding)
-        self.norm = build_norm_layer(norm_cfg, embed_dims)[1]
+        self.norm = build_norm(norm_cfg, embed_dims)
 
     def output_size(self, hw: Tuple[int, int]) -> Tuple[int, int]:
         """(H', W') of an H×W input, without running the convolution."""
@@ -260,7 +255,7 @@ class FocalPatchEmbed(BaseModule):
         return self.norm(x.flatten(2).transpose(1, 2)), hw
 
 
-class FocalStage(BaseModule):
+class FocalStage(nn.Module):
     """A sequence of Focal blocks followed by an optional downsampling patch embedding.
 
     Args:

@@ -237,7 +237,7 @@ RESIZABLE_TABLE = re.compile(r'relative_position_bias_table(_to_windows\.\d+)?$'
 
 
 def adapt_state_dict(state_dict: Dict[str, torch.Tensor], model_state: Mapping[str, torch.Tensor],
-                     prefix: str = '') -> Tuple[List[str], List[str]]:
+                     prefix: str = '', input_conv: Optional[str] = None) -> Tuple[List[str], List[str]]:
     """Make checkpoint tensors fit the model in place: drop derived keys, resize bias tables.
 
     Any other shape difference is an error that names the tensor and both shapes.
@@ -246,6 +246,8 @@ def adapt_state_dict(state_dict: Dict[str, torch.Tensor], model_state: Mapping[s
         state_dict: The incoming state dict (modified in place).
         model_state: The model's own state dict (names without ``prefix``).
         prefix: Prefix of the backbone inside ``state_dict`` (e.g. ``'backbone.'``).
+        input_conv: A convolution weight whose input channels may differ from the model's and are left as they
+            are: the caller adapts them afterwards (timm's ``in_chans``, after its pretrained filter).
 
     Returns:
         (removed keys, human-readable notes about resized tables).
@@ -261,6 +263,9 @@ def adapt_state_dict(state_dict: Dict[str, torch.Tensor], model_state: Mapping[s
             continue
         src, want = state_dict[key], model_state[local]
         if src.shape == want.shape:
+            continue
+        if local == input_conv and src.dim() == want.dim() == 4 and src.shape[0] == want.shape[0] \
+                and src.shape[2:] == want.shape[2:]:
             continue
         if RESIZABLE_TABLE.search(local):
             state_dict[key] = resize_bias_table(src, want.shape, local)
