@@ -6,7 +6,7 @@ VENV ?= $(if $(filter torch2.14,$(STACK)),.venv,.venv-$(STACK))
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-fast test-tools-e2e demo clean-demo
+.PHONY: setup test test-fast test-tools-e2e test-timm demo clean-demo
 
 setup:
 	MMFOCAL_STACK=$(STACK) VENV=$(VENV) bash tools/setup_env.sh
@@ -34,3 +34,8 @@ demo: setup
 
 clean-demo:
 	rm -rf data/demo work_dirs/demo
+
+# timm's own model test suite (tests/test_models.py of the installed timm, from its source distribution) on the
+# nine mmfocal timm models; TorchScript tests deselected (tools/dev/timm_suite.sh)
+test-timm: setup
+	PY=$(PY) bash tools/dev/timm_suite.sh $(PYTEST_ARGS)

@@ -247,3 +247,17 @@ def test_configs_dump_the_experiment_and_nothing_else() -> None:
     assert 'absolute_pos_embed' not in open(osp.join(REPO, 'configs/_base_/schedules/focal_adamw_1x.py')).read()
 
 
+
+
+@pytest.mark.parametrize('cls', FAMILIES)
+def test_tables_cached_under_inference_mode_serve_a_later_training_step(cls: type) -> None:
+    # the gather tables are cached per map size: built inside torch.inference_mode they must still be tensors a
+    # training step may save for its backward
+    ops.clear_geometry_cache()
+    model = _small(cls)
+    x = torch.rand(1, 3, 64, 96)
+    with torch.inference_mode():
+        model.eval()(x)
+    model.train()
+    sum(o.sum() for o in model(x)).backward()
+    assert all(p.grad is not None for p in model.parameters())

@@ -120,3 +120,46 @@ def test_mim_trains_and_tests_the_installed_demo_config(built: dict) -> None:
     out = _run([sys.executable, '-m', 'mim', 'test', 'mmfocal', config, '--checkpoint', str(checkpoint),
                 '--work-dir', 'test', '--cfg-options', 'test_dataloader.dataset.indices=2'], str(work), env).stdout
     assert 'coco/bbox_mAP' in out and 'coco/segm_mAP' in out
+
+
+def _link_torch_and_torchvision(dest) -> None:
+    """Links to this environment's torch, torchvision and what they need (no copies, no downloads)."""
+    import importlib.metadata as md
+    import re
+    dists, todo = {}, ['torch', 'torchvision']
+    while todo:
+        try:
+            dist = md.distribution(todo.pop())
+        except md.PackageNotFoundError:  # a requirement for another platform
+            continue
+        key = dist.metadata['Name'].lower().replace('_', '-')
+        if key not in dists:
+            dists[key] = dist
+            todo += [re.match(r'[A-Za-z0-9_.\-]+', r).group(0) for r in dist.requires or [] if 'extra ==' not in r]
+    dest.mkdir()
+    for dist in dists.values():
+        for top in {str(f).split('/')[0] for f in dist.files or [] if not str(f).startswith('..')}:
+            src = dist.locate_file(top)
+            if osp.exists(src) and not (dest / top).exists():
+                (dest / top).symlink_to(src)
+
+
+@pytest.mark.slow
+def test_the_wheel_installs_without_a_build_and_works_with_only_torch(built: dict) -> None:
+    # a fresh virtualenv that sees this stack's torch and torchvision and nothing else; the rest of what
+    # mmfocal[timm,deploy] needs comes from the package registry, as wheels only (--only-binary: no build step)
+    venv, torch_only = built['root'] / 'fresh', built['root'] / 'torch_only'
+    _link_torch_and_torchvision(torch_only)
+    _run([sys.executable, '-m', 'venv', str(venv)], str(built['root']))
+    py = str(venv / 'bin' / 'python')
+    site = _run([py, '-c', 'import sysconfig; print(sysconfig.get_paths()["purelib"])'], str(venv)).stdout.strip()
+    with open(osp.join(site, 'torch_stack.pth'), 'w') as f:
+        f.write(str(torch_only) + '\n')
+    install = _run([py, '-m', 'pip', 'install', '--only-binary', ':all:', f'{built["wheel"]}[timm,deploy]'],
+                   str(venv), timeout=900)
+    assert 'Building wheel' not in install.stdout and 'setup.py' not in install.stdout, install.stdout
+    installed = _run([py, '-m', 'pip', 'list', '--format=freeze'], str(venv)).stdout.lower()
+    assert not [p for p in ('mmcv', 'mmengine', 'mmdet', 'mmsegmentation', 'mmpretrain') if f'\n{p}==' in
+                f'\n{installed}'], installed
+    out = _run([py, osp.join(REPO, 'tests', 'fresh_env', 'check_core.py')], str(venv), timeout=900).stdout
+    assert out.count(' ok\n') == 9 + 2 and 'mmfocal ' in out, out

@@ -166,7 +166,10 @@ def cached_geometry(key: Hashable, build: Callable[[], Any]) -> Any:
     if value is not None:
         _GEOMETRY_CACHE.move_to_end(key)
         return value
-    value = _GEOMETRY_CACHE[key] = build()
+    # normal tensors even when the first call runs under torch.inference_mode: a later training step saves
+    # some of them for its backward, which inference tensors refuse
+    with torch.inference_mode(False):
+        value = _GEOMETRY_CACHE[key] = build()
     while len(_GEOMETRY_CACHE) > max(1, get_attention_settings().geometry_cache_size):
         _GEOMETRY_CACHE.popitem(last=False)
     return value
