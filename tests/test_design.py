@@ -261,3 +261,19 @@ def test_tables_cached_under_inference_mode_serve_a_later_training_step(cls: typ
     model.train()
     sum(o.sum() for o in model(x)).backward()
     assert all(p.grad is not None for p in model.parameters())
+
+
+def test_the_model_core_imports_torch_only() -> None:
+    # the core: every module `import mmfocal` loads, plus the classifiers; the OpenMMLab-only modules (RepPointsV2,
+    # apis, engine, utils.config / complexity) and the timm face are imported only by their library's import hook
+    core = [p for p in _package_files() if osp.relpath(p, PACKAGE).startswith(
+        ('ops/', 'models/layers/', 'models/backbones/', 'models/utils/', 'models/classifiers.py', 'models/__init__',
+         '__init__.py', 'registry.py', 'version.py', 'utils/__init__', 'utils/logging.py', 'utils/torch_compat.py',
+         'utils/checkpoint_compat.py'))]
+    assert len(core) >= 20
+    foreign = ('mmcv', 'mmengine', 'mmdet', 'mmseg', 'mmpretrain', 'timm', 'numpy')
+    for path in core:
+        for node in ast.parse(open(path).read()).body:  # module level: what importing the module runs
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ''] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            assert not [n for n in names if n.split('.')[0] in foreign], (osp.relpath(path, PACKAGE), names)
