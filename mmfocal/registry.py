@@ -4,10 +4,10 @@
 a module of its library:
 
 ==================== ====================================================================================
-``mmdet.registry``   ``FocalTransformer`` / ``FocalTransformerV2`` in mmdet's ``MODELS``
+``mmdet.registry``   ``FocalTransformer`` / ``FocalTransformerV2`` / ``FocalNet`` in mmdet's ``MODELS``
 ``mmdet.models``     RepPoints V2's head, BiFPN neck, losses (``MODELS``) and assigners (``TASK_UTILS``)
-``mmseg.registry``   the two backbones in mmseg's ``MODELS``
-``mmpretrain.registry`` the two backbones in mmpretrain's ``MODELS``
+``mmseg.registry``   the three backbones in mmseg's ``MODELS``
+``mmpretrain.registry`` the three backbones in mmpretrain's ``MODELS``
 ``timm``             the nine released ImageNet models (``timm.list_models('focal*')``)
 ``mmengine``         the objects of mmengine checkpoints allow-listed for torch's ``weights_only`` loader
 ``torch._dynamo``    the backbones' geometry step marked to run outside ``torch.compile``'s traces
@@ -88,8 +88,8 @@ def require_scope(scope: Optional[str]) -> None:
 
 def _backbones(scope: str) -> Callable[[], None]:
     def register() -> None:
-        from .models.backbones import FocalTransformer, FocalTransformerV2
-        register_models([FocalTransformer, FocalTransformerV2], scopes=(scope, ))
+        from .models.backbones import FocalNet, FocalTransformer, FocalTransformerV2
+        register_models([FocalTransformer, FocalTransformerV2, FocalNet], scopes=(scope, ))
 
     return register
 

@@ -42,10 +42,13 @@ def test_registration_through_custom_imports_in_a_fresh_process() -> None:
         import_modules_from_strings(**cfg.custom_imports)
         from mmdet.registry import MODELS as D
         from mmseg.registry import MODELS as S
+        from mmpretrain.registry import MODELS as P
         print(D.get('FocalTransformer').__name__, S.get('FocalTransformer').__name__)
+        for registry in (D, S, P):
+            print(type(registry.build(dict(type='FocalNet', arch='tiny_lrf'))).__name__)
     """)
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True).stdout
-    assert out.split() == ['FocalTransformer', 'FocalTransformer']
+    assert out.split() == ['FocalTransformer', 'FocalTransformer'] + ['FocalNet'] * 3
 
 
 _OPENMMLAB = ('mmdet', 'mmseg', 'mmpretrain', 'mmcv', 'mmengine')
@@ -75,12 +78,12 @@ def test_each_registry_gets_the_backbones_whichever_is_imported_first(scope: str
         {second if mmfocal_first else first}
         from {scope}.registry import MODELS
         import mmfocal
-        for name in ('FocalTransformer', 'FocalTransformerV2'):
+        for name in ('FocalTransformer', 'FocalTransformerV2', 'FocalNet'):
             assert MODELS.get(name) is getattr(mmfocal, name), name
         model = MODELS.build(dict(type='FocalTransformerV2', embed_dims=16, depths=(1, 1, 1, 1), num_heads=1))
-        print(type(model).__name__)
+        print(type(model).__name__, type(MODELS.build(dict(type='FocalNet', arch='tiny_lrf'))).__name__)
     """)
-    assert out.split() == ['FocalTransformerV2']
+    assert out.split() == ['FocalTransformerV2', 'FocalNet']
 
 
 @pytest.mark.parametrize('mmfocal_first', [True, False])
