@@ -123,3 +123,42 @@ def test_fine_tuning_demo_learns_the_shapes(tmp_path) -> None:
     top1 = [r['accuracy/top1'] for r in records if 'accuracy/top1' in r]
     assert len(losses) == 15 and sum(losses[-3:]) / 3 < 0.7 * sum(losses[:3]) / 3, losses
     assert top1 and top1[-1] >= 80, top1  # 24 validation images, chance 42% (the largest class)
+
+
+FOCALNET_CONFIGS = sorted(osp.relpath(p, REPO) for p in glob.glob(osp.join(REPO, 'configs', 'focalnet_imagenet',
+                                                                          '*_in1k.py')))
+
+
+def test_every_focalnet_release_has_an_eval_config_in_the_index() -> None:
+    assert [osp.basename(c) for c in FOCALNET_CONFIGS] == sorted(
+        f'focalnet_{s}_{r}_in1k.py' for s in ('tiny', 'small', 'base') for r in ('srf', 'lrf'))
+    entries = {e.config: e for e in load_model_index()}
+    for config in FOCALNET_CONFIGS:
+        entry, cfg = entries[config], Config.fromfile(osp.join(REPO, config))
+        assert cfg.model.backbone.type == 'FocalNet' and cfg.model.backbone.out_indices == (3, )
+        assert entry.weights.startswith('https://github.com/microsoft/FocalNet/releases/download/v1.0.0/')
+        assert osp.basename(entry.weights) == osp.basename(cfg.model.backbone.init_cfg.checkpoint)
+        assert set(entry.metrics) == {'Top 1 Accuracy'}  # the FocalNet README gives top-1 only
+        resize, crop = cfg.test_dataloader.dataset.pipeline[1:3]  # official: short side 256 bicubic, crop 224
+        assert (resize.scale, resize.interpolation, crop.crop_size) == (256, 'bicubic', 224)
+        arch = osp.basename(config)[len('focalnet_'):-len('_in1k.py')]
+        assert cfg.model.backbone.arch == arch and cfg.model.head.in_channels == (1024 if 'base' in arch else 768)
+
+
+def test_focalnet_official_file_gives_timms_logits_in_image_classifier(tmp_path) -> None:
+    """timm's FocalNet-T (random weights) written in the official classification layout, converted by what
+    tools/test.py runs, loads strictly into the eval config's ImageClassifier and gives timm's logits."""
+    timm = pytest.importorskip('timm')
+    from mmfocal.models.utils.focalnet_checkpoint import timm_to_official
+    torch.manual_seed(0)
+    theirs = timm.create_model('focalnet_tiny_srf').eval()
+    path = str(tmp_path / 'focalnet_tiny_srf.pth')
+    torch.save({'model': timm_to_official(theirs.state_dict())}, path)
+    converted = classifier_checkpoint(path, str(tmp_path / 'work'))
+    state = torch.load(converted, weights_only=True)['state_dict']
+    model = build_model(Config.fromfile(osp.join(REPO, 'configs/focalnet_imagenet/focalnet_tiny_srf_in1k.py'))).eval()
+    result = model.load_state_dict(state, strict=True)
+    assert not result.missing_keys and not result.unexpected_keys
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        assert (model(x, mode='tensor') - theirs(x)).abs().max() <= 1e-4

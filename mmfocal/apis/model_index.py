@@ -160,13 +160,19 @@ def method_readme(metafile: str, root: Optional[str] = None) -> str:
     paper = collection['Metadata'].get('Paper') or collection.get('Paper') or {}
     architecture = ', '.join(collection['Metadata'].get('Architecture', []))
     data = collection['Metadata'].get('Training Data', '')
+    # which focal family the method's models use: the title, the paper's venue and the official repository
+    family, venue, repo = (('FocalNet', 'NeurIPS 2022', 'microsoft/FocalNet')
+                           if 'FocalNet' in collection['Metadata'].get('Architecture', [])
+                           else ('Focal Transformer', 'NeurIPS 2021', 'microsoft/Focal-Transformer'))
     metric = {'COCO': 'COCO minival box / mask AP', 'ImageNet-1K': 'ImageNet-1K val top-1 / top-5'}.get(
         data, f'{data} val mIoU')
     if any(e.weights for e in entries):
-        trained = ('The classifiers are the **official released weights** (microsoft/Focal-Transformer), evaluated '
+        trained = (f'The classifiers are the **official released weights** ({repo}), evaluated '
                    'with the official preprocessing: `python tools/test.py CONFIG checkpoints/FILE` takes the file '
-                   'as it is. The fine-tuning config starts from one of them. The same models are in timm: '
-                   '`docs/classification.md`.')
+                   'as it is.' + (' The fine-tuning config starts from one of them. The same models are in timm: '
+                                  '`docs/classification.md`.' if family == 'Focal Transformer' else
+                                  ' timm has the same models (`focalnet_*`); their files load here too: '
+                                  '`docs/focalnet.md`.'))
     else:
         trained = ('**No model here was trained by mmfocal**: there are no trained checkpoints, only the ImageNet '
                    'file each config starts from (put it in `checkpoints/`).')
@@ -183,8 +189,8 @@ def method_readme(metafile: str, root: Optional[str] = None) -> str:
                  '(named in metafile.yml, trained by mmdet / mmseg) for comparison. ' + trained +
                  ' `configs/demo/` holds demo-sized versions that train on the embedded demo data.', '']
     else:
-        lines = [f"# {collection['Name']} with Focal Transformer backbones", '', METHOD_README_NOTE, '',
-                 f"[{paper.get('Title', 'Focal Transformer')}]({paper.get('URL', '')}) (NeurIPS 2021): the paper's "
+        lines = [f"# {collection['Name']} with {family} backbones", '', METHOD_README_NOTE, '',
+                 f"[{paper.get('Title', family)}]({paper.get('URL', '')}) ({venue}): the paper's "
                  f"{collection['Name']} {'models' if data == 'ImageNet-1K' else 'experiments'}. Architecture: "
                  f"{architecture}; trained on {data}.", '',
                  readme_table(entries, config_links=True), '',

@@ -32,11 +32,10 @@ from ...utils.torch_compat import register_load_state_dict_pre_hook
 from ..layers.focal_block import init_linear_and_norms
 from ..layers.focal_modulation import FocalNetEmbed, FocalNetStage
 from ..layers.primitives import build_norm
-from ..utils.focal_checkpoint import (CheckpointMismatchError, load_checkpoint_file, pretrained_checkpoint,
-                                      summarize_keys)
-from ..utils.focalnet_checkpoint import (FOCALNET_CHECKPOINTS, FOCALNET_RELEASE_BASE, adapt_focalnet_state_dict,
-                                         final_norm_to_output, focalnet_backbone_state_dict, is_timm_layout,
-                                         timm_to_official)
+from ..utils.focal_checkpoint import (CheckpointMismatchError, check_checkpoint_exists, load_checkpoint_file,
+                                      pretrained_checkpoint, summarize_keys)
+from ..utils.focalnet_checkpoint import (adapt_focalnet_state_dict, final_norm_to_output, focalnet_backbone_state_dict,
+                                         is_timm_layout, timm_to_official)
 from .focal_base import per_stage, to_nchw
 
 __all__ = ['FocalNet', 'run_focalnet_stages']
@@ -254,14 +253,8 @@ class FocalNet(nn.Module):
         path = pretrained_checkpoint(self.init_cfg)
         if path is None or '://' in path:
             return
-        local = os.path.expanduser(path)
-        if not os.path.isfile(local):
-            name = os.path.basename(path)
-            where = (f'download it from {FOCALNET_RELEASE_BASE}{name}' if name in FOCALNET_CHECKPOINTS else
-                     'download an official FocalNet checkpoint (docs/focalnet.md)')
-            raise FileNotFoundError(f'FocalNet init_cfg checkpoint not found: {path!r}: {where} into that path, or '
-                                    'set init_cfg=None to train from scratch.')
-        state, _ = focalnet_backbone_state_dict(load_checkpoint_file(local, mmap=True))
+        check_checkpoint_exists(path, 'FocalNet init_cfg checkpoint')
+        state, _ = focalnet_backbone_state_dict(load_checkpoint_file(os.path.expanduser(path), mmap=True))
         theirs, own = state.get('patch_embed.proj.weight'), self.patch_embed.proj.weight
         if theirs is not None and tuple(theirs.shape[:1] + theirs.shape[2:]) != tuple(own.shape[:1] + own.shape[2:]):
             raise CheckpointMismatchError(

@@ -22,7 +22,7 @@ from ...utils.checkpoint_compat import safe_torch_load
 __all__ = [
     'extract_backbone_state_dict', 'drop_derived_keys', 'resize_bias_table', 'adapt_state_dict',
     'load_checkpoint_file', 'summarize_keys', 'CheckpointMismatchError', 'official_checkpoint_url',
-    'OFFICIAL_CHECKPOINTS', 'pretrained_checkpoint', 'check_checkpoint_exists', 'check_version_family'
+    'OFFICIAL_CHECKPOINTS', 'FOCALNET_CHECKPOINTS', 'FOCALNET_RELEASE_BASE', 'pretrained_checkpoint', 'check_checkpoint_exists', 'check_version_family'
 ]
 
 # Buffers that the official model stores but that depend only on the configuration: we rebuild them.
@@ -46,6 +46,13 @@ OFFICIAL_CHECKPOINTS = tuple(f'focal-{size}{stem}-is224-ws7.pth' for size in ('t
                                  f'focalv2-{size}-useconv-is224-ws7.pth' for size in ('tiny', 'small', 'base'))
 
 
+# The FocalNet classification releases (microsoft/FocalNet README; GitHub release assets of v1.0.0).
+FOCALNET_RELEASE_BASE = 'https://github.com/microsoft/FocalNet/releases/download/v1.0.0/'
+FOCALNET_CHECKPOINTS = tuple(f'focalnet_{s}_{r}.pth' for s in ('tiny', 'small', 'base') for r in ('srf', 'lrf')) + (
+    'focalnet_large_lrf_384.pth', 'focalnet_large_lrf_384_fl4.pth', 'focalnet_xlarge_lrf_384.pth',
+    'focalnet_xlarge_lrf_384_fl4.pth', 'focalnet_huge_lrf_224.pth', 'focalnet_huge_lrf_224_fl4.pth')
+
+
 # Checkpoints the paper used but never released (configs name them so users know what to put there).
 UNRELEASED_CHECKPOINTS = {
     'focal-large-useconv-is384-ws12-in22k.pth': 'the ImageNet-22K Focal-L weights were never released; put your own '
@@ -63,6 +70,8 @@ def official_checkpoint_url(path: str) -> Optional[str]:
         The URL, or ``None`` for a file name that is not an official release.
     """
     name = os.path.basename(path)
+    if name in FOCALNET_CHECKPOINTS:
+        return FOCALNET_RELEASE_BASE + name
     return OFFICIAL_CHECKPOINT_BASE + name if name in OFFICIAL_CHECKPOINTS else None
 
 

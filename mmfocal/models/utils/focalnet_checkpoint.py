@@ -21,16 +21,10 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import torch
 
-from .focal_checkpoint import CheckpointMismatchError
+from .focal_checkpoint import FOCALNET_CHECKPOINTS, FOCALNET_RELEASE_BASE, CheckpointMismatchError
 
 __all__ = ['focalnet_backbone_state_dict', 'timm_to_official', 'adapt_focalnet_state_dict', 'is_timm_layout',
            'final_norm_to_output', 'FOCALNET_RELEASE_BASE', 'FOCALNET_CHECKPOINTS']
-
-# The classification releases (microsoft/FocalNet README; GitHub release assets of v1.0.0).
-FOCALNET_RELEASE_BASE = 'https://github.com/microsoft/FocalNet/releases/download/v1.0.0/'
-FOCALNET_CHECKPOINTS = tuple(f'focalnet_{s}_{r}.pth' for s in ('tiny', 'small', 'base') for r in ('srf', 'lrf')) + (
-    'focalnet_large_lrf_384.pth', 'focalnet_large_lrf_384_fl4.pth', 'focalnet_xlarge_lrf_384.pth',
-    'focalnet_xlarge_lrf_384_fl4.pth', 'focalnet_huge_lrf_224.pth', 'focalnet_huge_lrf_224_fl4.pth')
 
 _KERNEL = re.compile(r'modulation\.focal_layers\.\d+\.0\.weight$')
 _GATES = re.compile(r'modulation\.f\.(weight|bias)$')
