@@ -21,7 +21,8 @@ def test_quick_benchmark_writes_consistent_json_and_plot(tmp_path) -> None:
     assert data['agreement']['fast_vs_reference'] <= 1e-4
     assert data['agreement']['v2_fast_vs_reference'] <= 1e-4
     run = data['runs']['160x160 b1']
-    for name in ('focal_fast', 'focal_reference', 'focal_v2_fast', 'focal_v2_reference', 'swin_t'):
+    for name in ('focal_fast', 'focal_reference', 'focal_v2_fast', 'focal_v2_reference', 'focalnet_t', 'focalnet_b',
+                 'timm_focalnet_t', 'swin_t'):
         assert run[name]['forward'] > 0 and run[name]['forward_backward'] > run[name]['forward'] * 0.5
         assert run[name]['peak_mem_mb'] > 1
         rounds = run[name]['rounds']['forward_backward']
@@ -31,6 +32,7 @@ def test_quick_benchmark_writes_consistent_json_and_plot(tmp_path) -> None:
         assert ops == sorted(ops, key=lambda op: -op['ms']) and 0 < sum(op['share'] for op in ops) <= 1.001
     # a ratio is the median of the per-round ratios (each round times the models back to back)
     for pair, (slow, fast) in (('focal_fast/swin_t', ('focal_fast', 'swin_t')),
+                               ('focalnet_t/timm_focalnet_t', ('focalnet_t', 'timm_focalnet_t')),
                                ('focal_v2_fast/focal_fast', ('focal_v2_fast', 'focal_fast'))):
         for mode in ('forward', 'forward_backward'):
             a, b = run[slow]['rounds'][mode], run[fast]['rounds'][mode]

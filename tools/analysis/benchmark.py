@@ -1,5 +1,6 @@
 """Speed and memory of the Focal-T backbones (v1 and Focal-fast v2) against their reference attention, the
-official v1 and v2 code and mmdet's Swin-T, in one run with the same thread count.
+official v1 and v2 code and mmdet's Swin-T, and of FocalNet-T / -B (srf) against timm's own FocalNet-T, in one run
+with the same thread count.
 
 Usage:
     python tools/analysis/benchmark.py [--official PATH/classification/focal_transformer.py]
@@ -35,7 +36,7 @@ sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
 
 SIZES = [(8, 224, 224), (2, 512, 512), (1, 800, 1333)]
 MODELS = ['focal_fast', 'focal_reference', 'official_v1', 'focal_v2_fast', 'focal_v2_reference', 'official_v2',
-          'swin_t']
+          'focalnet_t', 'focalnet_b', 'timm_focalnet_t', 'swin_t']
 OFFICIAL = {'official_v1': 'official', 'official_v2': 'official_v2'}  # which --official* file each one needs
 
 
@@ -66,9 +67,25 @@ def build_v2(name: str, official_v2: str = None, hw=(224, 224)):
     return model
 
 
+def build_focalnet(name: str):
+    """FocalNet-T / -B (srf) as our backbone (its four outputs), or timm's FocalNet-T as a feature extractor of the
+    same four stages (timm's own model: NCHW throughout, 1x1 convolutions, no output norms)."""
+    import torch
+    torch.manual_seed(0)
+    if name == 'timm_focalnet_t':
+        import timm
+        return timm.create_model('focalnet_tiny_srf', features_only=True, drop_path_rate=0.)
+    from mmfocal.models import FocalNet
+    model = FocalNet(arch='tiny_srf' if name == 'focalnet_t' else 'base_srf', drop_path_rate=0.)
+    model.init_weights()
+    return model
+
+
 def build(name: str, official: str = None, hw=(224, 224), official_v2: str = None):
     """Build one backbone by name (Focal-T models with the same seeded weights)."""
     import torch
+    if 'focalnet' in name:
+        return build_focalnet(name)
     if 'v2' in name:
         return build_v2(name, official_v2, hw)
     if name == 'swin_t':
@@ -367,7 +384,8 @@ def main() -> None:
 
         ratios = {f'{m}/swin_t': ratio(m, 'swin_t') for m in runs if m != 'swin_t'}
         pairs = [('official_v1', 'focal_fast'), ('official_v2', 'focal_v2_fast'), ('focal_fast', 'focal_v2_fast'),
-                 ('focal_v2_fast', 'focal_fast')]
+                 ('focal_v2_fast', 'focal_fast'), ('focalnet_t', 'timm_focalnet_t'), ('focalnet_t', 'focal_fast'),
+                 ('focalnet_t', 'focal_v2_fast')]
         for slow, fast in pairs:
             if slow in runs and fast in runs:
                 ratios[f'{slow}/{fast}'] = ratio(slow, fast)
