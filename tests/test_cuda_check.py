@@ -25,10 +25,11 @@ def test_quick_cpu_run_checks_correctness_speed_and_writes_its_report(tmp_path) 
         for part in ('fp32 eval outputs fast vs reference', 'fp32 gradients fast vs reference', 'bf16 autocast',
                      'fp16 autocast', 'with_cp gradients', 'torch.compile (aot_eager) gradients vs eager'):
             assert f'{family} {part}' in names, (family, part)
-    assert all(c['ok'] for c in checks.values()) and sum(c['value'] is not None for c in checks.values()) >= 14
+    assert 'FocalNet-T bf16 autocast outputs vs fp32' in names
+    assert all(c['ok'] for c in checks.values()) and sum(c['value'] is not None for c in checks.values()) >= 15
     assert len(report['speed_s']) == 3  # two forward sizes and a training step
     for times in report['speed_s'].values():
-        assert set(times) == {'focal_fast', 'focal_reference', 'focal_v2_fast', 'swin_t'}
+        assert set(times) == {'focal_fast', 'focal_reference', 'focal_v2_fast', 'focalnet_t', 'focalnet_b', 'swin_t'}
         assert all(t > 0 for t in times.values())
     assert set(report['targets']) == {'forward', 'train_step'}
     assert report['top_kernels_fast_train_step'] and report['device'] == 'CPU'

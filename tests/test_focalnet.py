@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from mmfocal.models import FocalNet
 from mmfocal.models.backbones import focalnet as focalnet_module
 from mmfocal.models.utils import CheckpointMismatchError
+from mmfocal.models.utils.focalnet_checkpoint import describe_adaptations
 
 FIXTURE = osp.join(osp.dirname(__file__), 'fixtures', 'focalnet_official_parity.pth')
 
@@ -87,7 +88,8 @@ def test_imagenet_kernels_zero_padded_to_the_detection_windows_compute_the_same(
     messages: List[str] = []
     monkeypatch.setattr(focalnet_module, 'log_info', messages.append)
     small = from_official(entry['kwargs'], init_cfg=dict(type='Pretrained', checkpoint=path))
-    large = from_official(entry['kwargs'], focal_windows=(9, 9, 9, 9), init_cfg=dict(type='Pretrained', checkpoint=path))
+    large = from_official(entry['kwargs'], focal_windows=(9, 9, 9, 9),
+                          init_cfg=dict(type='Pretrained', checkpoint=path))
     small.init_weights()
     large.init_weights()
     assert large.layers[0].blocks[0].modulation.focal_layers[1][0].weight.shape[-1] == 11
@@ -96,8 +98,10 @@ def test_imagenet_kernels_zero_padded_to_the_detection_windows_compute_the_same(
         for a, b in zip(small.eval()(x), large.eval()(x)):
             assert (a - b).abs().max().item() <= 1e-5
     report = messages[-1]
-    assert 'official layout' in report and 'focal kernels zero-padded/cropped' in report
-    assert 'layers.0.blocks.0.modulation.focal_layers.0.0.weight 3->9' in report
+    assert 'official layout' in report
+    # srf: two levels of 3 and 5 in each of the five blocks
+    assert 'focal kernels zero-padded (or centre-cropped) as the official detection loader does: 3->9 (5x), ' \
+        '5->11 (5x)' in report
     assert 'classifier head dropped' in report and 'norm -> norm3' in report
     # norm0..2 are the detection outputs the classifier does not have: reported as newly initialised
     assert 'missing (newly initialised): norm0.{weight,bias}, norm1.{weight,bias}, norm2.{weight,bias}' in report
@@ -115,6 +119,8 @@ def test_more_focal_levels_than_the_checkpoint_place_the_gates_in_order(fixture:
     assert torch.equal(got[:2 * c + 2], have[:2 * c + 2])  # q, ctx, the two level gates
     assert torch.equal(got[-1], have[-1])  # the global gate stays last
     assert not got[2 * c + 2].any()  # the new level is gated off
+    assert describe_adaptations([], ['layers.0.blocks.0.modulation.f.weight 35->36 rows'])[0].startswith(
+        'gate rows of 1 modulation.f tensors')
     fewer = from_official(entry['kwargs'], focal_levels=1)
     with pytest.raises(CheckpointMismatchError, match='more focal levels than the model'):
         fewer.load_state_dict(state, strict=False)
@@ -312,3 +318,21 @@ def test_fx_traces_the_backbone_and_the_trace_runs_at_other_sizes() -> None:
         x = torch.randn(1, 3, *size)
         with torch.no_grad():
             assert all(torch.equal(a, b) for a, b in zip(traced(x), model(x)))
+
+
+def test_offline_converter_writes_a_backbone_file_for_the_detection_windows(tmp_path) -> None:
+    import subprocess
+    import sys
+    torch.manual_seed(0)
+    _, theirs = _timm_small(embed_dim=96, depths=(1, 1, 1, 1), focal_levels=(2, ) * 4, focal_windows=(3, ) * 4)
+    src, dst = str(tmp_path / 'timm.pth'), str(tmp_path / 'mm.pth')
+    torch.save(theirs.state_dict(), src)
+    tool = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'tools', 'model_converters', 'focalnet2mmfocal.py')
+    out = subprocess.run([sys.executable, tool, src, dst, '--arch', 'tiny_srf', '--focal-windows', '9'],
+                         capture_output=True, text=True, check=True).stdout
+    assert '(timm layout)' in out and '3->9 (4x), 5->11 (4x)' in out and 'norm -> norm3' in out
+    saved = torch.load(dst, weights_only=True)
+    model = FocalNet(arch='tiny_srf', depths=(1, 1, 1, 1), focal_windows=9)
+    result = model.load_state_dict(saved['state_dict'], strict=False)
+    assert sorted(result.missing_keys) == sorted(f'norm{i}.{p}' for i in range(3) for p in ('weight', 'bias'))
+    assert not result.unexpected_keys and saved['meta']['layout'] == 'timm'

@@ -1,4 +1,4 @@
-"""The prepared CUDA check of the Focal-T and Focal-fast-T backbones: correctness, speed and memory on a GPU.
+"""The prepared CUDA check of the Focal-T, Focal-fast-T and FocalNet backbones: correctness, speed and memory on a GPU.
 
 Usage:
     python tools/dev/cuda_check.py [--official PATH/classification/focal_transformer.py] [--out DIR]
@@ -16,10 +16,10 @@ What it measures (one JSON + a short text summary in ``--out``):
    <= 1e-4); the official v1 code at 224 when ``--official`` is given; bf16 / fp16 autocast outputs against fp32
    (relative L2 error <= 3e-2 / 1e-2); ``with_cp=True`` gradients against the same model without (<= 1e-5); a
    ``torch.compile`` training step (inductor; ``aot_eager`` in the CPU smoke test) against eager, outputs and
-   gradients (<= 1e-4);
+   gradients (<= 1e-4); FocalNet-T's bf16 / fp16 autocast outputs against fp32;
 2. speed: forward at 224x224 x64 and 800x1333 x2 and a training step (forward + backward) at 800x1333 x2 for
-   Focal-T fast, Focal-T reference, Focal-fast-T and torchvision's Swin-T, timed with CUDA events (warm-up, median
-   of N);
+   Focal-T fast, Focal-T reference, Focal-fast-T, FocalNet-T, FocalNet-B (srf) and torchvision's Swin-T, timed
+   with CUDA events (warm-up, median of N);
 3. memory: ``torch.cuda.max_memory_allocated`` of that training step, Focal-T fast vs Swin-T;
 4. the ten most expensive CUDA kernels of the fast training step (so a slow path says where its time goes).
 
@@ -113,6 +113,38 @@ def focal(Focal, impl: str, device: str, **kwargs):
     model = Focal(arch='tiny', drop_path_rate=0., attn_impl=impl, **kwargs)
     model.init_weights()
     return model.to(device)
+
+
+def focalnet(arch: str, device: str):
+    """FocalNet of ``arch`` with seeded weights and no drop path."""
+    import torch
+
+    from mmfocal.models import FocalNet
+    torch.manual_seed(0)
+    model = FocalNet(arch=arch, drop_path_rate=0.)
+    model.init_weights()
+    return model.to(device)
+
+
+def check_focalnet(device: str, size: tuple, check: Check) -> None:
+    """FocalNet-T under bf16 / fp16 autocast against fp32 (it has one path: no fast / reference pair)."""
+    import torch
+    model = focalnet('tiny_srf', device).eval()
+    b, h, w = size
+    torch.manual_seed(1)
+    x = torch.rand(b, 3, h, w, device=device)
+    with torch.no_grad():
+        ref32 = model(x)
+        for dtype, key in ((torch.bfloat16, 'bf16'), (torch.float16, 'fp16')):
+            try:
+                with torch.autocast(device, dtype=dtype):
+                    low = model(x)
+            except RuntimeError as exc:
+                check.results[f'FocalNet-T {key} autocast {h}x{w}'] = dict(value=None, tol=TOL[key], ok=True,
+                                                                        skipped=str(exc)[:200])
+                continue
+            check.add(f'FocalNet-T {key} autocast outputs vs fp32 {h}x{w} (relative L2)',
+                      max(rel_l2(a, r) for a, r in zip(low, ref32)), TOL[key])
 
 
 def train_grads(model, x) -> Tuple[list, Dict[str, 'object']]:
@@ -341,12 +373,14 @@ def main() -> None:
     check_correctness(FocalV2, device, plan['correct'], None, check, 'Focal-fast-T ')
     for cls, label in ((Focal, 'Focal-T '), (FocalV2, 'Focal-fast-T ')):
         check_compiled(cls, device, plan['correct'][0], check, label)
+    check_focalnet(device, plan['correct'][0], check)
     result['correctness'] = check.results
 
     torch.backends.cuda.matmul.allow_tf32 = True  # how people train; correctness above ran without it
     torch.backends.cudnn.allow_tf32 = True
     models = dict(focal_fast=focal(Focal, 'fast', device), focal_reference=focal(Focal, 'reference', device),
-                  focal_v2_fast=focal(FocalV2, 'fast', device), swin_t=swin_t(device))
+                  focal_v2_fast=focal(FocalV2, 'fast', device), focalnet_t=focalnet('tiny_srf', device),
+                  focalnet_b=focalnet('base_srf', device), swin_t=swin_t(device))
     speed = {}
     for b, h, w in plan['fwd']:
         x = torch.rand(b, 3, h, w, device=device)

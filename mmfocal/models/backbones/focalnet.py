@@ -34,8 +34,8 @@ from ..layers.focal_modulation import FocalNetEmbed, FocalNetStage
 from ..layers.primitives import build_norm
 from ..utils.focal_checkpoint import (CheckpointMismatchError, check_checkpoint_exists, load_checkpoint_file,
                                       pretrained_checkpoint, summarize_keys)
-from ..utils.focalnet_checkpoint import (adapt_focalnet_state_dict, final_norm_to_output, focalnet_backbone_state_dict,
-                                         is_timm_layout, timm_to_official)
+from ..utils.focalnet_checkpoint import (adapt_focalnet_state_dict, describe_adaptations, final_norm_to_output,
+                                         focalnet_backbone_state_dict, is_timm_layout, timm_to_official)
 from .focal_base import per_stage, to_nchw
 
 __all__ = ['FocalNet', 'run_focalnet_stages']
@@ -292,10 +292,7 @@ class FocalNet(nn.Module):
         missing, unexpected = list(result.missing_keys), list(result.unexpected_keys)
         if head:
             notes.append(f'classifier head dropped ({summarize_keys(head)})')
-        if kernels:
-            notes.append(f'focal kernels zero-padded/cropped: {", ".join(kernels)}')
-        if gates:
-            notes.append(f'gate rows placed (new levels gated 0): {", ".join(gates)}')
+        notes += describe_adaptations(kernels, gates)
         log_info(f'FocalNet: loaded {len(state) - len(unexpected)} tensors from {path} ({layout} layout); '
                  f'missing (newly initialised): {summarize_keys(missing)}; '
                  f'unexpected (ignored): {summarize_keys(unexpected)}' + (f'; {"; ".join(notes)}' if notes else ''))
@@ -318,7 +315,7 @@ class FocalNet(nn.Module):
             state_dict.update({prefix + k: v for k, v in renamed.items()})
         kernels, gates = adapt_focalnet_state_dict(state_dict, self.state_dict(), prefix)
         if kernels or gates:
-            log_info(f'FocalNet: adapted {", ".join(kernels + gates)}')
+            log_info(f'FocalNet: {"; ".join(describe_adaptations(kernels, gates))}')
 
     # --- training mode -----------------------------------------------------------------------
 

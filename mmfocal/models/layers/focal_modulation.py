@@ -100,7 +100,8 @@ class FocalNetBlock(nn.Module):
     """FocalNet block: modulation and MLP residual branches, pre-norm or (``use_postln``) post-norm.
 
     Pre-norm: ``x + γ1·Mod(LN1(x))``, then ``x + γ2·MLP(LN2(x))``; post-norm: ``x + γ1·LN1(Mod(x))``, then
-    ``x + γ2·LN2(MLP(x))``; γ are the layer scales (1 without ``use_layerscale``), each branch under stochastic depth.
+    ``x + γ2·LN2(MLP(x))``; γ are the layer scales (1 without ``use_layerscale``), each branch under stochastic
+    depth.
 
     Args:
         embed_dims: Channels C.

@@ -24,7 +24,7 @@ import torch
 from .focal_checkpoint import FOCALNET_CHECKPOINTS, FOCALNET_RELEASE_BASE, CheckpointMismatchError
 
 __all__ = ['focalnet_backbone_state_dict', 'timm_to_official', 'adapt_focalnet_state_dict', 'is_timm_layout',
-           'final_norm_to_output', 'FOCALNET_RELEASE_BASE', 'FOCALNET_CHECKPOINTS']
+           'final_norm_to_output', 'describe_adaptations', 'FOCALNET_RELEASE_BASE', 'FOCALNET_CHECKPOINTS']
 
 _KERNEL = re.compile(r'modulation\.focal_layers\.\d+\.0\.weight$')
 _GATES = re.compile(r'modulation\.f\.(weight|bias)$')
@@ -190,3 +190,25 @@ def final_norm_to_output(state: Dict[str, torch.Tensor], model_state: Mapping[st
         if f'norm.{p}' in state:
             state[f'{last}.{p}'] = state.pop(f'norm.{p}')
     return f'norm -> {last}'
+
+
+def describe_adaptations(kernels: List[str], gates: List[str]) -> List[str]:
+    """The notes of :func:`adapt_focalnet_state_dict` as at most two report lines: each distinct kernel change with
+    its count, and the gate tensors expanded.
+
+    Args:
+        kernels: ``'name a->b'`` notes of resized kernels.
+        gates: ``'name a->b rows'`` notes of expanded gate tensors.
+    """
+    out = []
+    if kernels:
+        changes: Dict[str, int] = {}
+        for note in kernels:
+            change = note.rsplit(' ', 1)[1]
+            changes[change] = changes.get(change, 0) + 1
+        out.append('focal kernels zero-padded (or centre-cropped) as the official detection loader does: ' +
+                   ', '.join(f'{c} ({n}x)' for c, n in changes.items()))
+    if gates:
+        out.append(f'gate rows of {len(gates)} modulation.f tensors placed for more focal levels (new levels gated '
+                   f'0), e.g. {gates[0]}')
+    return out
