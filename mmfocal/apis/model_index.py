@@ -155,8 +155,20 @@ def method_readme(metafile: str, root: Optional[str] = None) -> str:
     root = resource_root() if root is None else root
     with open(osp.join(root, metafile)) as f:
         meta = yaml.safe_load(f)
-    collection = meta['Collections'][0]
-    entries = [ModelEntry(m) for m in meta['Models']]
+    collections = meta['Collections']
+    lines: List[str] = []
+    for i, collection in enumerate(collections):
+        # one section per collection (a method can hold both families' experiments); a single collection owns
+        # every model of the metafile
+        models = [m for m in meta['Models']
+                  if len(collections) == 1 or m.get('In Collection') == collection['Name']]
+        lines += _collection_readme(collection, [ModelEntry(m) for m in models], '#' if i == 0 else '##',
+                                    note=i == 0)
+    return '\n'.join(lines)
+
+
+def _collection_readme(collection: dict, entries: List[ModelEntry], heading: str, note: bool) -> List[str]:
+    """The README section of one metafile collection: title, paper line, table, what the numbers are."""
     paper = collection['Metadata'].get('Paper') or collection.get('Paper') or {}
     architecture = ', '.join(collection['Metadata'].get('Architecture', []))
     data = collection['Metadata'].get('Training Data', '')
@@ -178,27 +190,30 @@ def method_readme(metafile: str, root: Optional[str] = None) -> str:
                    'file each config starts from (put it in `checkpoints/`).')
     if collection['Metadata'].get('Beyond Paper'):
         # a detector the paper does not have: its own paper, counts measured here, the upstream reference
-        lines = [f"# {collection['Name']} with Focal Transformer backbones (beyond the paper)", '',
-                 METHOD_README_NOTE, '',
-                 f"[{paper.get('Title', collection['Name'])}]({paper.get('URL', '')}) with Focal backbones, as "
-                 f"short diffs over the mmdet / mmseg {collection['Name']} recipes. Architecture: {architecture}. "
-                 'The Focal Transformer paper has no such results.', '',
-                 readme_table(entries, config_links=True), '',
-                 'Params and FLOPs are counted here (`python tools/analysis/get_flops.py CONFIG`: 1280x800 for '
-                 'COCO, 512x512 for ADE20K). The result column gives the upstream model of the same recipe '
-                 '(named in metafile.yml, trained by mmdet / mmseg) for comparison. ' + trained +
-                 ' `configs/demo/` holds demo-sized versions that train on the embedded demo data.', '']
+        lines = [f"{heading} {collection['Name']} with {family} backbones (beyond the paper)", '']
+        lines += [METHOD_README_NOTE, ''] if note else []
+        lines += [
+            f"[{paper.get('Title', collection['Name'])}]({paper.get('URL', '')}) with Focal backbones, as "
+            f"short diffs over the mmdet / mmseg {collection['Name']} recipes. Architecture: {architecture}. "
+            f'The {family} paper has no such results.', '',
+            readme_table(entries, config_links=True), '',
+            'Params and FLOPs are counted here (`python tools/analysis/get_flops.py CONFIG`: 1280x800 for '
+            'COCO, 512x512 for ADE20K). The result column gives the upstream model of the same recipe '
+            '(named in metafile.yml, trained by mmdet / mmseg) for comparison. ' + trained +
+            ' `configs/demo/` holds demo-sized versions that train on the embedded demo data.', '']
     else:
-        lines = [f"# {collection['Name']} with {family} backbones", '', METHOD_README_NOTE, '',
-                 f"[{paper.get('Title', family)}]({paper.get('URL', '')}) ({venue}): the paper's "
-                 f"{collection['Name']} {'models' if data == 'ImageNet-1K' else 'experiments'}. Architecture: "
-                 f"{architecture}; trained on {data}.", '',
-                 readme_table(entries, config_links=True), '',
-                 f'Params and FLOPs are the published counts of each model (1x and 3x share them); results the '
-                 f'published {metric} where there is one (the paper\'s; for reference models their own '
-                 f"repositories', named in metafile.yml). {trained} mmfocal's own counts beside the paper's: "
-                 '`docs/model_zoo.md`.', '']
-    return '\n'.join(lines)
+        lines = [f"{heading} {collection['Name']} with {family} backbones", '']
+        lines += [METHOD_README_NOTE, ''] if note else []
+        lines += [
+            f"[{paper.get('Title', family)}]({paper.get('URL', '')}) ({venue}): the paper's "
+            f"{collection['Name']} {'models' if data == 'ImageNet-1K' else 'experiments'}. Architecture: "
+            f"{architecture}; trained on {data}.", '',
+            readme_table(entries, config_links=True), '',
+            f'Params and FLOPs are the published counts of each model (1x and 3x share them); results the '
+            f'published {metric} where there is one (the paper\'s; for reference models their own '
+            f"repositories', named in metafile.yml). {trained} mmfocal's own counts beside the paper's: "
+            '`docs/model_zoo.md`.', '']
+    return lines
 
 
 def method_readmes(root: Optional[str] = None) -> Dict[str, str]:
