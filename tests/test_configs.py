@@ -18,8 +18,8 @@ from paramwise import assert_backbone_paramwise
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 # detection and segmentation (the classifiers: tests/test_classification.py)
-CONFIGS = sorted(osp.relpath(p, REPO) for p in glob.glob(osp.join(REPO, 'configs', '[!_]*', 'focal_*.py'))
-                 if '/imagenet/' not in p)
+CONFIGS = sorted(osp.relpath(p, REPO) for p in glob.glob(osp.join(REPO, 'configs', '[!_]*', 'focal*_*.py'))
+                 if 'imagenet/' not in p)
 INDEX = load_model_index()
 README_BEGIN = '<!-- model zoo: generated from model-index.yml by `python tools/analysis/model_table.py --readme` -->'
 README_END = '<!-- end of model zoo -->'
@@ -28,6 +28,12 @@ REQUIRED = [f'configs/{m}/focal_{s}_{t}.py' for m in ('retinanet', 'mask_rcnn') 
     [f'configs/{m}/focal_tiny_{t}.py' for m in ('cascade', 'atss', 'sparse_rcnn', 'reppoints_v2')
      for t in ('1x', '3x')] + \
     [f'configs/upernet/focal_{s}_160k_ade20k.py' for s in ('tiny', 'small', 'base')]
+# the FocalNet paper's experiments (microsoft/FocalNet README)
+FOCALNET = ('tiny', 'small', 'base')
+REQUIRED += [f'configs/mask_rcnn/focalnet_{s}_{r}_{t}.py' for s in FOCALNET for r in ('srf', 'lrf')
+             for t in ('1x', '3x')] + \
+    [f'configs/{m}/focalnet_tiny_{r}_3x.py' for m in ('cascade', 'atss', 'sparse_rcnn') for r in ('srf', 'lrf')] + \
+    [f'configs/upernet/focalnet_{s}_{r}_160k_ade20k.py' for s in FOCALNET for r in ('srf', 'lrf')]
 
 
 def predict_once(model: torch.nn.Module, scope: str, h: int = 96, w: int = 128) -> list:
@@ -106,9 +112,11 @@ def test_model_index_lists_every_config_and_only_existing_ones() -> None:
         else:
             assert cfg.train_cfg.max_iters == meta['Iterations'], e.config
     # the paper reports results for every 3x detector and every UPerNet (experiments.md, section 1), except
-    # with the Focal-fast (v2) backbones, which it does not have
+    # with the Focal-fast (v2) backbones, which it does not have; the FocalNet paper reports its Cascade, ATSS and
+    # Sparse R-CNN with the lrf backbone only (the srf configs are its released twins)
+    no_result = [f'configs/{m}/focalnet_tiny_srf_3x.py' for m in ('cascade', 'atss', 'sparse_rcnn')]
     assert all(e.metrics for e in INDEX if e.config.endswith(('_3x.py', '_ade20k.py')) and 'fast' not in e.config
-               and not e.reference)
+               and not e.reference and e.config not in no_result)
     # beyond the paper (DINO, Mask2Former): no result of ours, an upstream reference that names its config
     for e in INDEX:
         if e.reference:
@@ -244,7 +252,7 @@ def _zero_score_thresholds(node) -> None:
 def test_config_builds_and_predicts(config: str) -> None:
     cfg = Config.fromfile(osp.join(REPO, config))
     assert cfg.custom_imports == dict(imports=['mmfocal'], allow_failed_imports=False)
-    assert cfg.model.backbone.type in ('FocalTransformer', 'FocalTransformerV2')
+    assert cfg.model.backbone.type in ('FocalTransformer', 'FocalTransformerV2', 'FocalNet')
     assert cfg.model.backbone.init_cfg.type == 'Pretrained'  # points at the ImageNet checkpoint
     _zero_score_thresholds(cfg.model.get('test_cfg'))  # untrained heads score low: keep every box
     with warnings.catch_warnings():
@@ -285,8 +293,10 @@ def test_config_builds_and_predicts(config: str) -> None:
         assert seg.shape == (1, h, w) and int(seg.min()) >= 0 and int(seg.max()) < num_classes
 
 
-# Published counts rounded to whole millions (Swin's "45 M") are compared within 2%.
-PARAM_TOLERANCE = {'reppoints_v2/swin_tiny': 0.02}
+# Published counts rounded to whole millions (Swin's "45 M") are compared within 2%. The FocalNet README's Mask
+# R-CNN T-lrf count (48.8 M) is 0.6 M below what its own released config builds with the official backbone (49.4 M,
+# the srf count + the third focal level's kernels and gates, as S-lrf and B-lrf have them): docs/model_zoo.md.
+PARAM_TOLERANCE = {'reppoints_v2/swin_tiny': 0.02, 'mask_rcnn/focalnet_tiny_lrf': 0.015}
 
 
 @pytest.mark.parametrize('key', sorted({model_key(e.config) for e in INDEX if e.params_m}))

@@ -170,6 +170,8 @@ def method_readme(metafile: str, root: Optional[str] = None) -> str:
 def _collection_readme(collection: dict, entries: List[ModelEntry], heading: str, note: bool) -> List[str]:
     """The README section of one metafile collection: title, paper line, table, what the numbers are."""
     paper = collection['Metadata'].get('Paper') or collection.get('Paper') or {}
+    # a second family's collection is named after the method and the family ("Mask R-CNN (FocalNet)")
+    name = re.sub(r' \((FocalNet|Focal Transformer)\)$', '', collection['Name'])
     architecture = ', '.join(collection['Metadata'].get('Architecture', []))
     data = collection['Metadata'].get('Training Data', '')
     # which focal family the method's models use: the title, the paper's venue and the official repository
@@ -190,11 +192,11 @@ def _collection_readme(collection: dict, entries: List[ModelEntry], heading: str
                    'file each config starts from (put it in `checkpoints/`).')
     if collection['Metadata'].get('Beyond Paper'):
         # a detector the paper does not have: its own paper, counts measured here, the upstream reference
-        lines = [f"{heading} {collection['Name']} with {family} backbones (beyond the paper)", '']
+        lines = [f"{heading} {name} with {family} backbones (beyond the paper)", '']
         lines += [METHOD_README_NOTE, ''] if note else []
         lines += [
-            f"[{paper.get('Title', collection['Name'])}]({paper.get('URL', '')}) with Focal backbones, as "
-            f"short diffs over the mmdet / mmseg {collection['Name']} recipes. Architecture: {architecture}. "
+            f"[{paper.get('Title', name)}]({paper.get('URL', '')}) with Focal backbones, as "
+            f"short diffs over the mmdet / mmseg {name} recipes. Architecture: {architecture}. "
             f'The {family} paper has no such results.', '',
             readme_table(entries, config_links=True), '',
             'Params and FLOPs are counted here (`python tools/analysis/get_flops.py CONFIG`: 1280x800 for '
@@ -202,11 +204,11 @@ def _collection_readme(collection: dict, entries: List[ModelEntry], heading: str
             '(named in metafile.yml, trained by mmdet / mmseg) for comparison. ' + trained +
             ' `configs/demo/` holds demo-sized versions that train on the embedded demo data.', '']
     else:
-        lines = [f"{heading} {collection['Name']} with {family} backbones", '']
+        lines = [f"{heading} {name} with {family} backbones", '']
         lines += [METHOD_README_NOTE, ''] if note else []
         lines += [
             f"[{paper.get('Title', family)}]({paper.get('URL', '')}) ({venue}): the paper's "
-            f"{collection['Name']} {'models' if data == 'ImageNet-1K' else 'experiments'}. Architecture: "
+            f"{name} {'models' if data == 'ImageNet-1K' else 'experiments'}. Architecture: "
             f"{architecture}; trained on {data}.", '',
             readme_table(entries, config_links=True), '',
             f'Params and FLOPs are the published counts of each model (1x and 3x share them); results the '

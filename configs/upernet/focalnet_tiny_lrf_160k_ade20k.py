@@ -1,0 +1,5 @@
+# UPerNet + FocalNet-T (lrf), ADE20K, 160k iterations: the recipe of ./focalnet_tiny_srf_160k_ade20k.py.
+# Paper numbers: metafile.yml.
+_base_ = './focalnet_tiny_srf_160k_ade20k.py'
+model = dict(
+    backbone=dict(arch='tiny_lrf', init_cfg=dict(checkpoint='checkpoints/focalnet_tiny_lrf.pth')))
