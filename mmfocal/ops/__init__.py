@@ -3,7 +3,7 @@ one per call, the piece policy and reused buffers of the CPU loops, the gather-t
 the blocks' MLP that runs in the same pieces."""
 
 from .dispatch import (AttentionPath, cached_geometry, choose_path, clear_geometry_cache, compiling, exporting,
-                       fc_window_pool, pad_bottom_right, tables_before_trace, token_conv)
+                       fc_window_pool, pad_bottom_right, tables_before_trace, token_conv, token_linear)
 from .focal_v1 import (AttentionGeometry, FocalAttentionCore, accumulate_dtype, explicit_attention, focal_v1_attention,
                        fused_attention, mask_channel, pack_qkv)
 from .focal_v2 import (BiasLookup, FocalV2Core, bias_rows, focal_v2_attention, focal_v2_inference,
@@ -18,4 +18,5 @@ __all__ = ['AttentionGeometry', 'AttentionPath', 'AttentionSettings', 'BiasLooku
            'fc_window_pool', 'flash_cpu_op', 'focal_v1_attention', 'focal_v2_attention', 'focal_v2_inference',
            'focal_v2_training', 'fused_attention', 'fused_mlp_applies', 'fused_mlp_residual_', 'gather_rows',
            'get_attention_settings', 'lookup_bias', 'mask_channel', 'mlp_training', 'mlp_training_applies', 'pack_qkv',
-           'pad_bottom_right', 'pieces', 'scatter_add_rows', 'scratch', 'tables_before_trace', 'token_conv']
+           'pad_bottom_right', 'pieces', 'scatter_add_rows', 'scratch', 'tables_before_trace', 'token_conv',
+           'token_linear']

@@ -144,6 +144,29 @@ def token_conv(x: torch.Tensor, conv: torch.nn.Conv2d) -> torch.Tensor:
                     conv.padding, conv.dilation, conv.groups)
 
 
+def token_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """``F.linear(x, weight, bias)`` over contiguous (..., C) tokens.
+
+    On CPU without autograd (inference), oneDNN's 1x1 convolution of the tokens' channels-last (1, C, N, 1) view:
+    the same products, faster there than the GEMM ``F.linear`` runs (docs/speed.md, FocalNet), and the view and
+    the result need no copy. Everywhere else (autograd, other devices and dtypes, exported or compiled graphs)
+    ``F.linear``.
+
+    Args:
+        x: (..., C) tokens.
+        weight: (C_out, C) weights (or any shape of C_out * C elements, such as a 1x1 convolution's).
+        bias: (C_out,) bias.
+    """
+    c, out_channels = x.shape[-1], weight.shape[0]
+    weight = weight.reshape(out_channels, c)
+    if (x.device.type != 'cpu' or torch.is_grad_enabled() or x.dtype != torch.float32 or not x.is_contiguous()
+            or exporting() or compiling()):
+        return F.linear(x, weight, bias)
+    rows = x.numel() // c
+    out = F.conv2d(x.reshape(1, rows, 1, c).permute(0, 3, 1, 2), weight.reshape(out_channels, c, 1, 1), bias)
+    return out.permute(0, 2, 3, 1).reshape(*x.shape[:-1], out_channels)
+
+
 _GEOMETRY_CACHE: 'OrderedDict[Hashable, Any]' = OrderedDict()
 
 

@@ -15,10 +15,9 @@ from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 
-from ...ops import pad_bottom_right, token_conv
+from ...ops import pad_bottom_right, token_conv, token_linear
 from .focal_block import FocalMlp
 from .primitives import DropPath, build_norm
 
@@ -73,7 +72,7 @@ class FocalModulation(nn.Module):
         """(B, H, W, C) -> (B, H, W, C)."""
         c = self.embed_dims
         levels = self.focal_level
-        x = self.f(x)
+        x = token_linear(x, self.f.weight, self.f.bias)
         q, ctx, gates = torch.split(x, (c, c, levels + 1), dim=-1)
         # the (B, C, H, W) view of a channels-last map: the convolutions read and write that layout
         ctx = ctx.permute(0, 3, 1, 2)
@@ -87,10 +86,10 @@ class FocalModulation(nn.Module):
         ctx_all = ctx_global if ctx_all is None else ctx_all + ctx_global
         if self.normalize_modulator:
             ctx_all = ctx_all / (levels + 1)
-        out = q * F.linear(ctx_all, self.h.weight.view(c, c), self.h.bias)
+        out = q * token_linear(ctx_all, self.h.weight, self.h.bias)
         if hasattr(self, 'ln'):
             out = self.ln(out)
-        return self.proj_drop(self.proj(out))
+        return self.proj_drop(token_linear(out, self.proj.weight, self.proj.bias))
 
     def extra_repr(self) -> str:
         return f'embed_dims={self.embed_dims}, kernel_sizes={self.kernel_sizes}'
@@ -141,6 +140,14 @@ class FocalNetBlock(nn.Module):
     def _scale(self, x: torch.Tensor, gamma: Optional[torch.Tensor]) -> torch.Tensor:
         return x if gamma is None else gamma * x
 
+    def _mlp(self, x: torch.Tensor) -> torch.Tensor:
+        """The MLP: the module in training (its CPU training path, dropout), the kernels of
+        :func:`~mmfocal.ops.token_linear` in eval mode (no dropout there)."""
+        if self.training:
+            return self.mlp(x)
+        mlp = self.mlp
+        return token_linear(mlp.act(token_linear(x, mlp.fc1.weight, mlp.fc1.bias)), mlp.fc2.weight, mlp.fc2.bias)
+
     def forward(self, x: torch.Tensor, hw_shape: Tuple[int, int]) -> torch.Tensor:
         """(B, H*W, C) tokens of an H×W map -> the same shape."""
         b, n, c = x.shape
@@ -149,7 +156,7 @@ class FocalNetBlock(nn.Module):
         if self.use_postln:
             branch = self.norm1(branch)
         x = x + self.drop_path(self._scale(branch, self.gamma_1))
-        branch = self.norm2(self.mlp(x)) if self.use_postln else self.mlp(self.norm2(x))
+        branch = self.norm2(self._mlp(x)) if self.use_postln else self._mlp(self.norm2(x))
         return x + self.drop_path(self._scale(branch, self.gamma_2))
 
 
