@@ -44,6 +44,10 @@ CLASSIFIER = {
 }
 
 
+# what the detection file's `@BACKBONES.register_module()` needs: a decorator that returns the class
+STUB_REGISTRY = 'class BACKBONES:\n    register_module = staticmethod(lambda: (lambda c: c))'
+
+
 def load_module(name: str, path: str, replace: dict = None) -> types.ModuleType:
     """Import a source file as a module, with some lines of its text replaced first (the stubbed imports)."""
     source = open(path).read()
@@ -78,10 +82,11 @@ def main() -> None:
     parser.add_argument('out', help='output .pth')
     args = parser.parse_args()
     warnings.filterwarnings('ignore')
-    det = load_module('official_focalnet_det', osp.join(args.repo, 'detection/mmdet/models/backbones/focalnet.py'), {
+    det_file = osp.join(args.repo, 'detection/mmdet/models/backbones/focalnet.py')
+    det = load_module('official_focalnet_det', det_file, {
         'from mmcv_custom import load_checkpoint': 'load_checkpoint = None',
         'from mmdet.utils import get_root_logger': 'get_root_logger = None',
-        'from ..builder import BACKBONES': 'class BACKBONES:\n    register_module = staticmethod(lambda: (lambda c: c))',
+        'from ..builder import BACKBONES': STUB_REGISTRY,
     })
     cls = load_module('official_focalnet_cls', osp.join(args.repo, 'classification/focalnet.py'))
     fixture = {}

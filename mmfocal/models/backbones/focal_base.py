@@ -24,7 +24,7 @@ from ..utils.focal_checkpoint import (CheckpointMismatchError, adapt_state_dict,
                                       check_version_family, extract_backbone_state_dict, load_checkpoint_file,
                                       official_to_mmfocal, pretrained_checkpoint, summarize_keys)
 
-__all__ = ['FocalBackbone', 'mark_eager_under_dynamo', 'per_stage', 'run_stages', 'to_nchw']
+__all__ = ['FocalBackbone', 'StageFreezing', 'mark_eager_under_dynamo', 'per_stage', 'run_stages', 'to_nchw']
 
 # The geometry step as dynamo sees it: replaced by its dynamo-disabled form once torch._dynamo is imported
 # (mark_eager_under_dynamo, called by mmfocal.registry), so that importing mmfocal does not import dynamo.
@@ -47,7 +47,34 @@ def per_stage(value: Union[int, float, Sequence], n: int, name: str) -> tuple:
     return value
 
 
-class FocalBackbone(nn.Module):
+class StageFreezing:
+    """``frozen_stages`` for a backbone of ``patch_embed``, ``layers`` and output norms ``norm{i}``: -1 freezes nothing,
+    0 the stem, k also stages 1..k with their output norms; frozen parts stay in eval mode through ``train()``."""
+
+    frozen_stages: int
+    out_indices: Tuple[int, ...]
+
+    def _freeze_stages(self) -> None:
+        """Freeze the stem and the first ``frozen_stages`` stages (with their output norms)."""
+        if self.frozen_stages >= 0:
+            self.patch_embed.eval()
+            for p in self.patch_embed.parameters():
+                p.requires_grad = False
+        for i in range(self.frozen_stages):
+            modules = [self.layers[i]] + ([getattr(self, f'norm{i}')] if i in self.out_indices else [])
+            for m in modules:
+                m.eval()
+                for p in m.parameters():
+                    p.requires_grad = False
+
+    def train(self, mode: bool = True) -> 'StageFreezing':
+        """Set training mode, keeping frozen stages in eval mode."""
+        super().train(mode)
+        self._freeze_stages()
+        return self
+
+
+class FocalBackbone(StageFreezing, nn.Module):
     """Multi-scale NCHW backbone of one Focal family (abstract: use a family class).
 
     Args:
@@ -273,27 +300,6 @@ class FocalBackbone(nn.Module):
         _, resized = adapt_state_dict(state_dict, self.state_dict(), prefix)
         if resized:
             log_info(f'{name}: resized bias tables {", ".join(resized)}')
-
-    # --- training mode -----------------------------------------------------------------------
-
-    def _freeze_stages(self) -> None:
-        """Freeze the stem and the first ``frozen_stages`` stages (with their output norms)."""
-        if self.frozen_stages >= 0:
-            self.patch_embed.eval()
-            for p in self.patch_embed.parameters():
-                p.requires_grad = False
-        for i in range(self.frozen_stages):
-            modules = [self.layers[i]] + ([getattr(self, f'norm{i}')] if i in self.out_indices else [])
-            for m in modules:
-                m.eval()
-                for p in m.parameters():
-                    p.requires_grad = False
-
-    def train(self, mode: bool = True) -> 'FocalBackbone':
-        """Set training mode, keeping frozen stages in eval mode."""
-        super().train(mode)
-        self._freeze_stages()
-        return self
 
     # --- forward -----------------------------------------------------------------------------
 

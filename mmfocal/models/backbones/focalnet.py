@@ -36,14 +36,14 @@ from ..utils.focal_checkpoint import (CheckpointMismatchError, check_checkpoint_
                                       pretrained_checkpoint, summarize_keys)
 from ..utils.focalnet_checkpoint import (adapt_focalnet_state_dict, describe_adaptations, final_norm_to_output,
                                          focalnet_backbone_state_dict, is_timm_layout, timm_to_official)
-from .focal_base import per_stage, to_nchw
+from .focal_base import StageFreezing, per_stage, to_nchw
 
 __all__ = ['FocalNet', 'run_focalnet_stages']
 
 _LARGE = dict(depths=(2, 2, 18, 2), use_conv_embed=True, use_postln=True, use_layerscale=True, drop_path_rate=0.5)
 
 
-class FocalNet(nn.Module):
+class FocalNet(StageFreezing, nn.Module):
     """FocalNet (focal modulation) backbone returning multi-scale NCHW features.
 
     Args:
@@ -316,27 +316,6 @@ class FocalNet(nn.Module):
         kernels, gates = adapt_focalnet_state_dict(state_dict, self.state_dict(), prefix)
         if kernels or gates:
             log_info(f'FocalNet: {"; ".join(describe_adaptations(kernels, gates))}')
-
-    # --- training mode -----------------------------------------------------------------------
-
-    def _freeze_stages(self) -> None:
-        """Freeze the stem and the first ``frozen_stages`` stages (with their output norms)."""
-        if self.frozen_stages >= 0:
-            self.patch_embed.eval()
-            for p in self.patch_embed.parameters():
-                p.requires_grad = False
-        for i in range(self.frozen_stages):
-            modules = [self.layers[i]] + ([getattr(self, f'norm{i}')] if i in self.out_indices else [])
-            for m in modules:
-                m.eval()
-                for p in m.parameters():
-                    p.requires_grad = False
-
-    def train(self, mode: bool = True) -> 'FocalNet':
-        """Set training mode, keeping frozen stages in eval mode."""
-        super().train(mode)
-        self._freeze_stages()
-        return self
 
     # --- forward -----------------------------------------------------------------------------
 

@@ -12,8 +12,8 @@ from ...ops import (fc_window_pool, fused_mlp_applies, fused_mlp_residual_, mlp_
 from .focal_attention import FocalAttention, FocalV2Attention
 from .primitives import DropPath, build_norm, trunc_normal_
 
-__all__ = ['FocalMlp', 'FocalBlock', 'FocalV2Block', 'FocalPatchEmbed', 'FocalStage', 'build_pool_layers',
-           'init_linear_and_norms', 'pool_windows']
+__all__ = ['FocalMlp', 'FocalBlock', 'FocalV2Block', 'FocalPatchEmbed', 'FocalStage', 'StageBlocks',
+           'build_pool_layers', 'init_linear_and_norms', 'pool_windows']
 
 
 def build_pool_layers(embed_dims: int, window_size: int, focal_level: int, pool_method: str) -> nn.ModuleList:
@@ -255,7 +255,34 @@ class FocalPatchEmbed(nn.Module):
         return self.norm(x.flatten(2).transpose(1, 2)), hw
 
 
-class FocalStage(nn.Module):
+class StageBlocks(nn.Module):
+    """What a stage of any family runs: its ``blocks`` on (B, H*W, C) tokens (activation checkpointing per block with
+    ``with_cp`` in training), then its ``downsample`` embedding, if any."""
+
+    blocks: nn.ModuleList
+    downsample: Optional[nn.Module]
+    with_cp: bool
+
+    def forward(self, x: torch.Tensor, hw_shape: Tuple[int, int], downsample: bool = True
+                ) -> Tuple[torch.Tensor, Tuple[int, int], torch.Tensor, Tuple[int, int]]:
+        """Run the blocks; return (stage output, its size, downsampled tokens, their size).
+
+        With ``downsample=False`` (no later stage is needed) the downsampling is skipped and the stage
+        output is returned in its place.
+        """
+        for block in self.blocks:
+            if self.with_cp and torch.is_grad_enabled():
+                x = cp.checkpoint(block, x, hw_shape, use_reentrant=False)
+            else:
+                x = block(x, hw_shape)
+        if self.downsample is None or not downsample:
+            return x, hw_shape, x, hw_shape
+        b, _, c = x.shape
+        x_down, hw_down = self.downsample(x.transpose(1, 2).reshape(b, c, *hw_shape))
+        return x, hw_shape, x_down, hw_down
+
+
+class FocalStage(StageBlocks):
     """A sequence of Focal blocks followed by an optional downsampling patch embedding.
 
     Args:
@@ -289,21 +316,3 @@ class FocalStage(nn.Module):
         for block in self.blocks:
             block.attn.prepare(hw_shape, device)
         return hw_shape if self.downsample is None else self.downsample.output_size(hw_shape)
-
-    def forward(self, x: torch.Tensor, hw_shape: Tuple[int, int], downsample: bool = True
-                ) -> Tuple[torch.Tensor, Tuple[int, int], torch.Tensor, Tuple[int, int]]:
-        """Run the blocks; return (stage output, its size, downsampled tokens, their size).
-
-        With ``downsample=False`` (no later stage is needed) the downsampling is skipped and the stage
-        output is returned in its place.
-        """
-        for block in self.blocks:
-            if self.with_cp and torch.is_grad_enabled():
-                x = cp.checkpoint(block, x, hw_shape, use_reentrant=False)
-            else:
-                x = block(x, hw_shape)
-        if self.downsample is None or not downsample:
-            return x, hw_shape, x, hw_shape
-        b, _, c = x.shape
-        x_down, hw_down = self.downsample(x.transpose(1, 2).reshape(b, c, *hw_shape))
-        return x, hw_shape, x_down, hw_down

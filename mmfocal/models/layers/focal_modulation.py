@@ -15,10 +15,9 @@ from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
-import torch.utils.checkpoint as cp
 
 from ...ops import pad_bottom_right, token_conv, token_linear
-from .focal_block import FocalMlp
+from .focal_block import FocalMlp, StageBlocks
 from .primitives import DropPath, build_norm
 
 __all__ = ['FocalModulation', 'FocalNetBlock', 'FocalNetEmbed', 'FocalNetStage', 'focal_kernel_sizes']
@@ -196,7 +195,7 @@ class FocalNetEmbed(nn.Module):
         return (x if self.norm is None else self.norm(x)), hw
 
 
-class FocalNetStage(nn.Module):
+class FocalNetStage(StageBlocks):
     """Blocks of one FocalNet stage, then the downsampling that opens the next stage (``downsample``).
 
     Args:
@@ -220,20 +219,3 @@ class FocalNetStage(nn.Module):
             for i in range(depth))
         self.downsample = FocalNetEmbed(embed_dims, 2 * embed_dims, stride=2, overlap=use_conv_embed,
                                         patch_norm=patch_norm, norm_cfg=norm_cfg) if downsample else None
-
-    def forward(self, x: torch.Tensor, hw_shape: Tuple[int, int], downsample: bool = True
-                ) -> Tuple[torch.Tensor, Tuple[int, int], torch.Tensor, Tuple[int, int]]:
-        """Run the blocks; (stage output, its size, downsampled tokens, their size).
-
-        With ``downsample=False`` (no later stage is needed) the stage output stands in for the downsampled one.
-        """
-        for block in self.blocks:
-            if self.with_cp and torch.is_grad_enabled():
-                x = cp.checkpoint(block, x, hw_shape, use_reentrant=False)
-            else:
-                x = block(x, hw_shape)
-        if self.downsample is None or not downsample:
-            return x, hw_shape, x, hw_shape
-        b, _, c = x.shape
-        x_down, hw_down = self.downsample(x.transpose(1, 2).reshape(b, c, hw_shape[0], hw_shape[1]))
-        return x, hw_shape, x_down, hw_down

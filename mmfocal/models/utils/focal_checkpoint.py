@@ -20,9 +20,10 @@ import torch.nn.functional as F
 from ...utils.checkpoint_compat import safe_torch_load
 
 __all__ = [
-    'extract_backbone_state_dict', 'drop_derived_keys', 'resize_bias_table', 'adapt_state_dict',
+    'checkpoint_tensors', 'extract_backbone_state_dict', 'drop_derived_keys', 'resize_bias_table', 'adapt_state_dict',
     'load_checkpoint_file', 'summarize_keys', 'CheckpointMismatchError', 'official_checkpoint_url',
-    'OFFICIAL_CHECKPOINTS', 'FOCALNET_CHECKPOINTS', 'FOCALNET_RELEASE_BASE', 'pretrained_checkpoint', 'check_checkpoint_exists', 'check_version_family'
+    'OFFICIAL_CHECKPOINTS', 'FOCALNET_CHECKPOINTS', 'FOCALNET_RELEASE_BASE', 'pretrained_checkpoint',
+    'check_checkpoint_exists', 'check_version_family'
 ]
 
 # Buffers that the official model stores but that depend only on the configuration: we rebuild them.
@@ -150,6 +151,31 @@ def load_checkpoint_file(path: str, map_location: str = 'cpu', mmap: bool = Fals
             '`python tools/model_converters/focal2mmfocal.py SRC DST --trust-pickle` and use DST.') from exc
 
 
+def checkpoint_tensors(checkpoint: Any) -> 'OrderedDict[str, torch.Tensor]':
+    """The tensors of a checkpoint: inside ``state_dict`` / ``model`` / ``module`` when it has one, ``module.``
+    (DDP) stripped.
+
+    Args:
+        checkpoint: The object returned by ``torch.load``.
+
+    Raises:
+        CheckpointMismatchError: Not a dict, or no tensors in it.
+    """
+    if not isinstance(checkpoint, Mapping):
+        raise CheckpointMismatchError(f'Expected a checkpoint dict, got {type(checkpoint).__name__}.')
+    state = checkpoint
+    for container in ('state_dict', 'model', 'module'):
+        if container in state and isinstance(state[container], Mapping):
+            state = state[container]
+            break
+    tensors = OrderedDict((k, v) for k, v in state.items() if isinstance(v, torch.Tensor))
+    if not tensors:
+        raise CheckpointMismatchError(f'The checkpoint holds no tensors (top-level keys: {sorted(checkpoint)[:8]}).')
+    if all(k.startswith('module.') for k in tensors):
+        tensors = OrderedDict((k[len('module.'):], v) for k, v in tensors.items())
+    return tensors
+
+
 def extract_backbone_state_dict(checkpoint: Any) -> 'OrderedDict[str, torch.Tensor]':
     """Find the Focal Transformer weights in any supported checkpoint layout.
 
@@ -163,20 +189,7 @@ def extract_backbone_state_dict(checkpoint: Any) -> 'OrderedDict[str, torch.Tens
     Returns:
         Backbone tensors under their official names, in the original order.
     """
-    if not isinstance(checkpoint, Mapping):
-        raise CheckpointMismatchError(
-            f'Expected a checkpoint dict, got {type(checkpoint).__name__}.')
-    state = checkpoint
-    for container in ('state_dict', 'model', 'module'):
-        if container in state and isinstance(state[container], Mapping):
-            state = state[container]
-            break
-    tensors = OrderedDict((k, v) for k, v in state.items() if isinstance(v, torch.Tensor))
-    if not tensors:
-        raise CheckpointMismatchError(
-            f'The checkpoint holds no tensors (top-level keys: {sorted(checkpoint)[:8]}).')
-    if all(k.startswith('module.') for k in tensors):
-        tensors = OrderedDict((k[len('module.'):], v) for k, v in tensors.items())
+    tensors = checkpoint_tensors(checkpoint)
     if any(k.startswith('backbone.') for k in tensors):
         tensors = OrderedDict(
             (k[len('backbone.'):], v) for k, v in tensors.items() if k.startswith('backbone.'))

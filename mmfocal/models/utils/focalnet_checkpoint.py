@@ -21,7 +21,8 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import torch
 
-from .focal_checkpoint import FOCALNET_CHECKPOINTS, FOCALNET_RELEASE_BASE, CheckpointMismatchError
+from .focal_checkpoint import (FOCALNET_CHECKPOINTS, FOCALNET_RELEASE_BASE, CheckpointMismatchError,
+                               checkpoint_tensors)
 
 __all__ = ['focalnet_backbone_state_dict', 'timm_to_official', 'adapt_focalnet_state_dict', 'is_timm_layout',
            'final_norm_to_output', 'describe_adaptations', 'FOCALNET_RELEASE_BASE', 'FOCALNET_CHECKPOINTS']
@@ -78,18 +79,7 @@ def focalnet_backbone_state_dict(checkpoint: Any) -> Tuple['OrderedDict[str, tor
     Returns:
         (tensors, the layout's name for reports: ``'official'``, ``'mmdet'`` or ``'timm'``).
     """
-    if not isinstance(checkpoint, Mapping):
-        raise CheckpointMismatchError(f'Expected a checkpoint dict, got {type(checkpoint).__name__}.')
-    state = checkpoint
-    for container in ('state_dict', 'model', 'module'):
-        if container in state and isinstance(state[container], Mapping):
-            state = state[container]
-            break
-    tensors = OrderedDict((k, v) for k, v in state.items() if isinstance(v, torch.Tensor))
-    if not tensors:
-        raise CheckpointMismatchError(f'The checkpoint holds no tensors (top-level keys: {sorted(checkpoint)[:8]}).')
-    if all(k.startswith('module.') for k in tensors):
-        tensors = OrderedDict((k[len('module.'):], v) for k, v in tensors.items())
+    tensors = checkpoint_tensors(checkpoint)
     layout = 'official'
     for prefix in ('backbone.0.', 'backbone.'):
         if any(k.startswith(prefix) for k in tensors):
