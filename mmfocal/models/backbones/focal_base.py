@@ -24,7 +24,7 @@ from ..utils.focal_checkpoint import (CheckpointMismatchError, adapt_state_dict,
                                       check_version_family, extract_backbone_state_dict, load_checkpoint_file,
                                       official_to_mmfocal, pretrained_checkpoint, summarize_keys)
 
-__all__ = ['FocalBackbone', 'StageFreezing', 'mark_eager_under_dynamo', 'per_stage', 'run_stages', 'to_nchw']
+__all__ = ['BackboneLifecycle', 'FocalBackbone', 'mark_eager_under_dynamo', 'per_stage', 'run_stages', 'to_nchw']
 
 # The geometry step as dynamo sees it: replaced by its dynamo-disabled form once torch._dynamo is imported
 # (mark_eager_under_dynamo, called by mmfocal.registry), so that importing mmfocal does not import dynamo.
@@ -47,12 +47,28 @@ def per_stage(value: Union[int, float, Sequence], n: int, name: str) -> tuple:
     return value
 
 
-class StageFreezing:
-    """``frozen_stages`` for a backbone of ``patch_embed``, ``layers`` and output norms ``norm{i}``: -1 freezes nothing,
-    0 the stem, k also stages 1..k with their output norms; frozen parts stay in eval mode through ``train()``."""
+class BackboneLifecycle:
+    """What mmengine's runners call on a backbone of ``patch_embed``, ``layers`` and output norms ``norm{i}``.
+
+    ``init_weights``: the family's ``check_pretrained`` and ``reset_parameters``, then its ``load_pretrained`` of the
+    ``init_cfg`` checkpoint; ``frozen_stages``: -1 freezes nothing, 0 the stem, k also stages 1..k with their output
+    norms, and frozen parts stay in eval mode through ``train()``.
+    """
 
     frozen_stages: int
     out_indices: Tuple[int, ...]
+    init_cfg: Optional[Union[dict, List[dict]]]
+
+    def init_weights(self) -> None:
+        """:meth:`reset_parameters`, then the ``Pretrained`` checkpoint of ``init_cfg`` if any."""
+        self.check_pretrained()
+        self.reset_parameters()
+        path = pretrained_checkpoint(self.init_cfg)
+        if path is not None:
+            self.load_pretrained(path)
+        self.is_init = True
+        self._freeze_stages()
+
 
     def _freeze_stages(self) -> None:
         """Freeze the stem and the first ``frozen_stages`` stages (with their output norms)."""
@@ -67,14 +83,14 @@ class StageFreezing:
                 for p in m.parameters():
                     p.requires_grad = False
 
-    def train(self, mode: bool = True) -> 'StageFreezing':
+    def train(self, mode: bool = True) -> 'BackboneLifecycle':
         """Set training mode, keeping frozen stages in eval mode."""
         super().train(mode)
         self._freeze_stages()
         return self
 
 
-class FocalBackbone(StageFreezing, nn.Module):
+class FocalBackbone(BackboneLifecycle, nn.Module):
     """Multi-scale NCHW backbone of one Focal family (abstract: use a family class).
 
     Args:
@@ -248,16 +264,6 @@ class FocalBackbone(StageFreezing, nn.Module):
         for m in self.modules():
             if isinstance(m, _FocalBlockBase):
                 m.init_attention_extras()
-
-    def init_weights(self) -> None:
-        """:meth:`reset_parameters`, then the ``Pretrained`` checkpoint of ``init_cfg`` if any."""
-        self.check_pretrained()
-        self.reset_parameters()
-        path = pretrained_checkpoint(self.init_cfg)
-        if path is not None:
-            self.load_pretrained(path)
-        self.is_init = True
-        self._freeze_stages()
 
     def load_pretrained(self, path: str) -> Dict[str, List[str]]:
         """Load an official or converted checkpoint and log one summary line.

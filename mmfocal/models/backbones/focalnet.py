@@ -36,14 +36,14 @@ from ..utils.focal_checkpoint import (CheckpointMismatchError, check_checkpoint_
                                       pretrained_checkpoint, summarize_keys)
 from ..utils.focalnet_checkpoint import (adapt_focalnet_state_dict, describe_adaptations, final_norm_to_output,
                                          focalnet_backbone_state_dict, is_timm_layout, timm_to_official)
-from .focal_base import StageFreezing, per_stage, to_nchw
+from .focal_base import BackboneLifecycle, per_stage, to_nchw
 
 __all__ = ['FocalNet', 'run_focalnet_stages']
 
 _LARGE = dict(depths=(2, 2, 18, 2), use_conv_embed=True, use_postln=True, use_layerscale=True, drop_path_rate=0.5)
 
 
-class FocalNet(StageFreezing, nn.Module):
+class FocalNet(BackboneLifecycle, nn.Module):
     """FocalNet (focal modulation) backbone returning multi-scale NCHW features.
 
     Args:
@@ -261,16 +261,6 @@ class FocalNet(StageFreezing, nn.Module):
                 f'{path}: patch_embed.proj.weight is {tuple(theirs.shape)} but this FocalNet needs {tuple(own.shape)}: '
                 f'the checkpoint is for another width or stem (arch={self.arch!r}, embed_dims={self.embed_dims}, '
                 f'use_conv_embed={self.use_conv_embed}, patch_size={self.patch_size}).')
-
-    def init_weights(self) -> None:
-        """:meth:`reset_parameters`, then the ``Pretrained`` checkpoint of ``init_cfg`` if any."""
-        self.check_pretrained()
-        self.reset_parameters()
-        path = pretrained_checkpoint(self.init_cfg)
-        if path is not None:
-            self.load_pretrained(path)
-        self.is_init = True
-        self._freeze_stages()
 
     def load_pretrained(self, path: str) -> Dict[str, List[str]]:
         """Load FocalNet weights of any released layout and log one report of what was adapted or left out.
