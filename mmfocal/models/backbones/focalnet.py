@@ -22,6 +22,7 @@ What differs, on purpose:
 """
 
 import os
+import warnings
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -167,7 +168,6 @@ class FocalNet(BackboneLifecycle, nn.Module):
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
         if norm_eval:
-            import warnings
             warnings.warn('FocalNet(norm_eval=True) has no effect: its LayerNorms keep no running statistics, so '
                           'train and eval mode compute the same.', stacklevel=2)
         self.num_features = [self.embed_dims * 2 ** i for i in range(n)]
